@@ -1,0 +1,113 @@
+package handoff
+
+import "sync"
+
+// Hub fans events out to subscribers in this process. It knows nothing of
+// WebSockets. Publish never blocks: a subscriber whose buffer is full is
+// dropped (its channel closed and Dropped set) and resumes later from its
+// last seq.
+type Hub struct {
+	mu   sync.RWMutex
+	subs map[string]map[*Subscription]struct{}
+}
+
+// NewHub returns an empty hub.
+func NewHub() *Hub { return &Hub{subs: map[string]map[*Subscription]struct{}{}} }
+
+// Subscription receives a topic's events on C until Close or a drop.
+type Subscription struct {
+	C       <-chan Event
+	c       chan Event
+	topic   string
+	hub     *Hub
+	once    sync.Once
+	mu      sync.Mutex
+	dropped bool
+}
+
+// Subscribe registers interest in topic with a buffer of size buf.
+func (h *Hub) Subscribe(topic string, buf int) *Subscription {
+	if buf < 1 {
+		buf = 1
+	}
+	c := make(chan Event, buf)
+	s := &Subscription{C: c, c: c, topic: topic, hub: h}
+	h.mu.Lock()
+	m := h.subs[topic]
+	if m == nil {
+		m = map[*Subscription]struct{}{}
+		h.subs[topic] = m
+	}
+	m[s] = struct{}{}
+	h.mu.Unlock()
+	return s
+}
+
+// Close unsubscribes; it is safe to call more than once.
+func (s *Subscription) Close() { s.hub.remove(s, false) }
+
+// Dropped reports whether the hub dropped this subscription because it fell
+// behind (as opposed to Close).
+func (s *Subscription) Dropped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
+
+func (h *Hub) remove(s *Subscription, dropped bool) {
+	s.once.Do(func() {
+		h.mu.Lock()
+		if m := h.subs[s.topic]; m != nil {
+			delete(m, s)
+			if len(m) == 0 {
+				delete(h.subs, s.topic)
+			}
+		}
+		h.mu.Unlock()
+		s.mu.Lock()
+		s.dropped = dropped
+		s.mu.Unlock()
+		close(s.c)
+	})
+}
+
+// Publish delivers ev to every subscriber of topic without blocking.
+func (h *Hub) Publish(topic string, ev Event) {
+	var slow []*Subscription
+	h.mu.RLock()
+	for s := range h.subs[topic] {
+		select {
+		case s.c <- ev:
+		default:
+			slow = append(slow, s)
+		}
+	}
+	h.mu.RUnlock()
+	for _, s := range slow {
+		h.remove(s, true)
+	}
+}
+
+// DropAll drops every subscriber, so that each resumes from its last seq.
+// Used when this process may have missed events (the LISTEN connection was
+// lost).
+func (h *Hub) DropAll() {
+	h.mu.RLock()
+	var all []*Subscription
+	for _, m := range h.subs {
+		for s := range m {
+			all = append(all, s)
+		}
+	}
+	h.mu.RUnlock()
+	for _, s := range all {
+		h.remove(s, true)
+	}
+}
+
+// Subscribers returns how many subscriptions topic has.
+func (h *Hub) Subscribers(topic string) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.subs[topic])
+}

@@ -1,0 +1,234 @@
+// Package config reads Tandem's settings from the environment once, into a
+// typed struct with defaults, and explains what is wrong when they are not
+// valid.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting the tandem binary reads from its environment.
+type Config struct {
+	DatabaseURL  string        // DATABASE_URL; unset: the local cluster's URL from the data folder
+	LocalDB      bool          // true when DatabaseURL came from the data folder (make run's own cluster)
+	Addr         string        // TANDEM_ADDR
+	PublicURL    string        // TANDEM_PUBLIC_URL, how browsers reach this server
+	Secret       string        // TANDEM_SECRET; generated and kept in the data folder when unset
+	DataDir      string        // TANDEM_DATA_DIR
+	LogFormat    string        // TANDEM_LOG_FORMAT: text or json
+	LogLevel     string        // TANDEM_LOG_LEVEL: debug, info, warn, error
+	DemoPassword string        // TANDEM_DEMO_PASSWORD
+	Origins      []string      // TANDEM_ALLOWED_ORIGINS: browser origins allowed for WebSockets and CORS
+	MaxTextRunes int           // TANDEM_MAX_MESSAGE_CHARS
+	WaitTimeout  time.Duration // TANDEM_WAIT_TIMEOUT: bound for ?wait=true
+	DBMaxConns   int           // TANDEM_DB_MAX_CONNS
+
+	LLMBaseURL     string        // LLM_BASE_URL: an OpenAI-compatible endpoint; unset means local mode
+	LLMAPIKey      string        // LLM_API_KEY
+	LLMModel       string        // LLM_MODEL
+	LLMTimeout     time.Duration // LLM_TIMEOUT
+	EmbeddingModel string        // EMBEDDING_MODEL: remote embedding model; unset means the local embedder
+}
+
+// Var documents one environment variable for --help.
+type Var struct {
+	Name, Default, Help string
+}
+
+// Vars lists every variable Load reads, for `tandem serve --help` and the README.
+var Vars = []Var{
+	{"DATABASE_URL", "(local cluster in the data folder)", "PostgreSQL with pgvector; also DATABASE_URL_FILE"},
+	{"TANDEM_ADDR", "127.0.0.1:8080", "address to listen on"},
+	{"TANDEM_PUBLIC_URL", "http://TANDEM_ADDR", "URL browsers use to reach Tandem"},
+	{"TANDEM_SECRET", "(generated into the data folder)", "site secret for identity hashes and signing; also TANDEM_SECRET_FILE"},
+	{"TANDEM_DATA_DIR", ".data", "folder for local state (local database URL, generated secret)"},
+	{"TANDEM_ALLOWED_ORIGINS", "(the public URL)", "comma-separated browser origins allowed for WebSockets and the widget"},
+	{"TANDEM_LOG_FORMAT", "text", "text or json"},
+	{"TANDEM_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"TANDEM_DEMO_PASSWORD", "tandem-demo", "password of the demo accounts that make run creates locally"},
+	{"TANDEM_MAX_MESSAGE_CHARS", "4000", "longest message text accepted"},
+	{"TANDEM_WAIT_TIMEOUT", "20s", "how long ?wait=true waits for the bot's turn"},
+	{"TANDEM_DB_MAX_CONNS", "20", "database connections per instance"},
+	{"LLM_BASE_URL", "(unset: local mode)", "OpenAI-compatible endpoint, e.g. https://api.openai.com/v1"},
+	{"LLM_API_KEY", "", "API key for the endpoint; also LLM_API_KEY_FILE"},
+	{"LLM_MODEL", "gpt-4o-mini", "chat model name"},
+	{"LLM_TIMEOUT", "30s", "timeout of one LLM call"},
+	{"EMBEDDING_MODEL", "(unset: local embedder)", "embedding model on the endpoint, e.g. text-embedding-3-small"},
+}
+
+// Load reads the environment (through getenv, so tests can supply their own)
+// and fills in defaults. It does not validate; call Validate.
+func Load(getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	c := &Config{
+		Addr:           or(getenv("TANDEM_ADDR"), "127.0.0.1:8080"),
+		DataDir:        or(getenv("TANDEM_DATA_DIR"), ".data"),
+		LogFormat:      or(getenv("TANDEM_LOG_FORMAT"), "text"),
+		LogLevel:       or(getenv("TANDEM_LOG_LEVEL"), "info"),
+		DemoPassword:   or(getenv("TANDEM_DEMO_PASSWORD"), "tandem-demo"),
+		LLMBaseURL:     getenv("LLM_BASE_URL"),
+		LLMModel:       or(getenv("LLM_MODEL"), "gpt-4o-mini"),
+		EmbeddingModel: getenv("EMBEDDING_MODEL"),
+	}
+	var err error
+	var problems []string
+	if c.DatabaseURL, err = secret(getenv, "DATABASE_URL"); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if c.Secret, err = secret(getenv, "TANDEM_SECRET"); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if c.LLMAPIKey, err = secret(getenv, "LLM_API_KEY"); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if c.MaxTextRunes, err = intVar(getenv, "TANDEM_MAX_MESSAGE_CHARS", 4000); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if c.DBMaxConns, err = intVar(getenv, "TANDEM_DB_MAX_CONNS", 20); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if c.WaitTimeout, err = durVar(getenv, "TANDEM_WAIT_TIMEOUT", 20*time.Second); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if c.LLMTimeout, err = durVar(getenv, "LLM_TIMEOUT", 30*time.Second); err != nil {
+		problems = append(problems, err.Error())
+	}
+	c.PublicURL = strings.TrimRight(or(getenv("TANDEM_PUBLIC_URL"), "http://"+c.Addr), "/")
+	for _, o := range strings.Split(getenv("TANDEM_ALLOWED_ORIGINS"), ",") {
+		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
+			c.Origins = append(c.Origins, o)
+		}
+	}
+	if len(problems) > 0 {
+		return c, errors.New("config: " + strings.Join(problems, "; "))
+	}
+	return c, nil
+}
+
+// Validate explains, in one message, everything that is wrong.
+func (c *Config) Validate() error {
+	var problems []string
+	if c.DatabaseURL == "" {
+		problems = append(problems, "DATABASE_URL is not set and there is no local database (run `make run`, or set DATABASE_URL)")
+	} else if !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.Contains(c.DatabaseURL, "=") {
+		problems = append(problems, "DATABASE_URL must be a postgres:// URL or a key=value connection string")
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		problems = append(problems, fmt.Sprintf("TANDEM_ADDR %q is not host:port", c.Addr))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		problems = append(problems, "TANDEM_LOG_FORMAT must be text or json")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		problems = append(problems, "TANDEM_LOG_LEVEL must be debug, info, warn or error")
+	}
+	if c.MaxTextRunes < 1 || c.MaxTextRunes > 100000 {
+		problems = append(problems, "TANDEM_MAX_MESSAGE_CHARS must be between 1 and 100000")
+	}
+	if c.Secret != "" && len(c.Secret) < 16 {
+		problems = append(problems, "TANDEM_SECRET must be at least 16 characters")
+	}
+	if c.LLMBaseURL != "" && !strings.HasPrefix(c.LLMBaseURL, "http://") && !strings.HasPrefix(c.LLMBaseURL, "https://") {
+		problems = append(problems, "LLM_BASE_URL must start with http:// or https://")
+	}
+	if len(problems) > 0 {
+		return errors.New("config: " + strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// LLMEnabled reports whether an OpenAI-compatible endpoint is configured;
+// without one Tandem runs in local mode.
+func (c *Config) LLMEnabled() bool { return c.LLMBaseURL != "" }
+
+// ResolveLocal fills what local runs keep in the data folder: the local
+// cluster's URL when DATABASE_URL is unset, and a generated secret when
+// TANDEM_SECRET is unset.
+func (c *Config) ResolveLocal() error {
+	if c.DatabaseURL == "" {
+		b, err := os.ReadFile(filepath.Join(c.DataDir, "database_url"))
+		if err == nil {
+			c.DatabaseURL = strings.TrimSpace(string(b))
+			c.LocalDB = c.DatabaseURL != ""
+		}
+	}
+	if c.Secret == "" {
+		path := filepath.Join(c.DataDir, "secret")
+		b, err := os.ReadFile(path)
+		if err == nil && len(strings.TrimSpace(string(b))) >= 16 {
+			c.Secret = strings.TrimSpace(string(b))
+			return nil
+		}
+		var r [32]byte
+		if _, err := rand.Read(r[:]); err != nil {
+			return err
+		}
+		c.Secret = hex.EncodeToString(r[:])
+		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+			return fmt.Errorf("config: data folder: %w", err)
+		}
+		if err := os.WriteFile(path, []byte(c.Secret+"\n"), 0o600); err != nil {
+			return fmt.Errorf("config: keep secret: %w", err)
+		}
+	}
+	return nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// secret reads NAME, or the file named by NAME_FILE.
+func secret(getenv func(string) string, name string) (string, error) {
+	if v := getenv(name); v != "" {
+		return v, nil
+	}
+	if f := getenv(name + "_FILE"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", fmt.Errorf("%s_FILE: %v", name, err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return "", nil
+}
+
+func intVar(getenv func(string) string, name string, def int) (int, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return def, fmt.Errorf("%s %q is not a whole number", name, v)
+	}
+	return n, nil
+}
+
+func durVar(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return def, fmt.Errorf("%s %q is not a duration like 20s", name, v)
+	}
+	return d, nil
+}

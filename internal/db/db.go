@@ -1,0 +1,103 @@
+// Package db is Tandem's PostgreSQL plumbing: the connection pool, embedded
+// migrations, and the translation of database errors into errs codes.
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	pgxvec "github.com/pgvector/pgvector-go/pgx"
+
+	"github.com/tandem-chat/tandem/internal/errs"
+)
+
+// Open connects to PostgreSQL, registers the pgvector types on every
+// connection, and checks that the server answers.
+func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("db: parse DATABASE_URL: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	cfg.MaxConnIdleTime = 5 * time.Minute
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		// The extension may not exist yet on a brand-new database; migrations
+		// create it, and connections opened after that register the types.
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'vector')`).Scan(&ok); err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		return pgxvec.RegisterTypes(ctx, conn)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("db: connect: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("db: ping: %w", err)
+	}
+	return pool, nil
+}
+
+// Translate maps database errors to errs codes in one place: no rows is
+// NotFound, a unique violation is Conflict, a connection failure is
+// Unavailable. Other errors pass through unchanged (Internal).
+func Translate(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errs.Errorf(errs.NotFound, "%s not found", what)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505":
+			return errs.Errorf(errs.Conflict, "%s already exists", what)
+		case "22P02": // invalid_text_representation, e.g. a malformed uuid
+			return errs.Errorf(errs.NotFound, "%s not found", what)
+		case "57P01", "57P02", "57P03", "53300":
+			return &wrapped{errs.Errorf(errs.Unavailable, "the database is unavailable; try again shortly"), err}
+		}
+		return err
+	}
+	if pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded) || isConnErr(err) {
+		return &wrapped{errs.Errorf(errs.Unavailable, "the database is unavailable; try again shortly"), err}
+	}
+	return err
+}
+
+func isConnErr(err error) bool {
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce)
+}
+
+// wrapped keeps the coded error for callers and the cause for logs.
+type wrapped struct {
+	coded *errs.Error
+	cause error
+}
+
+func (w *wrapped) Error() string { return w.coded.Message + ": " + w.cause.Error() }
+func (w *wrapped) Unwrap() []error {
+	return []error{w.coded, w.cause}
+}
+
+// Querier is what pgxpool.Pool, pgx.Conn and pgx.Tx have in common for reads.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}

@@ -1,0 +1,49 @@
+// Package metrics holds the Prometheus collectors that several packages
+// update; /metrics serves them in the Prometheus text format.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+var (
+	// HTTPRequests counts HTTP requests by method, route and status.
+	HTTPRequests = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "tandem_http_requests_total", Help: "HTTP requests by method, route and status.",
+	}, []string{"method", "route", "status"})
+	// HTTPDuration observes HTTP request latency by method and route.
+	HTTPDuration = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "tandem_http_request_duration_seconds", Help: "HTTP request latency.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"method", "route"})
+	// WebSockets is the number of open WebSockets by kind (customer, agent).
+	WebSockets = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tandem_websockets_open", Help: "Open WebSockets by kind.",
+	}, []string{"kind"})
+	// WebSocketDrops counts sockets dropped because the client could not keep up.
+	WebSocketDrops = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tandem_websocket_slow_drops_total", Help: "WebSockets dropped because the client was too slow.",
+	})
+	// Messages counts stored messages by role.
+	Messages = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "tandem_messages_total", Help: "Messages stored, by role.",
+	}, []string{"role"})
+	// BotDecisions counts the bot's decisions (answer, clarify, escalate, error).
+	BotDecisions = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "tandem_bot_decisions_total", Help: "Bot turns by decision.",
+	}, []string{"decision"})
+	// BotTurnDuration observes how long a bot turn takes.
+	BotTurnDuration = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name: "tandem_bot_turn_duration_seconds", Help: "Bot turn latency, from the customer's message to the reply's commit.",
+		Buckets: []float64{.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	})
+	// Handoffs counts escalations to people by reason.
+	Handoffs = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "tandem_handoffs_total", Help: "Conversations handed to people, by reason.",
+	}, []string{"reason"})
+	// NotifyReconnects counts reconnections of the LISTEN connection.
+	NotifyReconnects = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tandem_notify_reconnects_total", Help: "Reconnections of the LISTEN/NOTIFY connection.",
+	})
+)
