@@ -1,0 +1,467 @@
+package handoff
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tandem-chat/tandem/internal/db"
+	"github.com/tandem-chat/tandem/internal/errs"
+	"github.com/tandem-chat/tandem/internal/metrics"
+)
+
+// Options configure a Service.
+type Options struct {
+	MaxTextRunes int              // longest message text; default 4000
+	HistorySize  int              // messages a Responder sees; default 20
+	TurnTimeout  time.Duration    // bound of one bot turn; default 60s
+	Now          func() time.Time // clock; default time.Now
+	Logger       *slog.Logger
+}
+
+// Service is the conversation core: it stores messages with their seq,
+// publishes committed events to every instance, and runs bot turns.
+type Service struct {
+	pool      *pgxpool.Pool
+	store     *store
+	hub       *Hub
+	listener  *Listener
+	responder Responder
+	log       *slog.Logger
+	opt       Options
+
+	turns   sync.WaitGroup
+	turnCtx context.Context
+	stop    context.CancelFunc
+	locksMu sync.Mutex
+	locks   map[string]*convLock
+}
+
+type convLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// NewService returns a Service over pool. Call Run to start listening for
+// events and Close to drain bot turns.
+func NewService(pool *pgxpool.Pool, responder Responder, opt Options) *Service {
+	if opt.MaxTextRunes <= 0 {
+		opt.MaxTextRunes = 4000
+	}
+	if opt.HistorySize <= 0 {
+		opt.HistorySize = 20
+	}
+	if opt.TurnTimeout <= 0 {
+		opt.TurnTimeout = 60 * time.Second
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if responder == nil {
+		responder = Unconfigured{}
+	}
+	s := &Service{
+		pool:      pool,
+		store:     &store{pool: pool, now: opt.Now},
+		hub:       NewHub(),
+		responder: responder,
+		log:       opt.Logger,
+		opt:       opt,
+		locks:     map[string]*convLock{},
+	}
+	s.turnCtx, s.stop = context.WithCancel(context.Background())
+	s.listener = &Listener{pool: pool, hub: s.hub, log: opt.Logger, ready: make(chan struct{}),
+		load: func(ctx context.Context, id string, seq int64) (*Message, error) {
+			return s.store.messageBySeq(ctx, id, seq)
+		}}
+	return s
+}
+
+// SetResponder replaces the Responder (the bot, once it is built).
+func (s *Service) SetResponder(r Responder) { s.responder = r }
+
+// Hub returns the in-process hub that the listener feeds.
+func (s *Service) Hub() *Hub { return s.hub }
+
+// Run listens for committed events until ctx ends.
+func (s *Service) Run(ctx context.Context) { s.listener.Run(ctx) }
+
+// Ready is closed once events from the database flow into the hub.
+func (s *Service) Ready() <-chan struct{} { return s.listener.Ready() }
+
+// Close waits (bounded by ctx) for bot turns in flight, then cancels the rest.
+func (s *Service) Close(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { s.turns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("handoff: bot turns still running at shutdown; cancelling")
+	}
+	s.stop()
+}
+
+// CreateConversation starts a conversation owned by the bot and returns it
+// with the customer's token, which is shown once and stored only as a hash.
+func (s *Service) CreateConversation(ctx context.Context, cust Customer, verified bool) (*Conversation, string, error) {
+	if err := validateCustomer(&cust); err != nil {
+		return nil, "", err
+	}
+	return s.store.createConversation(ctx, cust, verified)
+}
+
+func validateCustomer(c *Customer) error {
+	fields := map[string]*string{"external_id": &c.ExternalID, "name": &c.Name, "email": &c.Email, "locale": &c.Locale}
+	for name, v := range fields {
+		*v = strings.TrimSpace(*v)
+		if !utf8.ValidString(*v) || utf8.RuneCountInString(*v) > 256 {
+			return errs.Errorf(errs.Invalid, "customer.%s must be valid text of at most 256 characters", name)
+		}
+	}
+	if len(c.Attributes) > 50 {
+		return errs.Errorf(errs.Invalid, "customer.attributes may hold at most 50 keys")
+	}
+	return nil
+}
+
+// Conversation returns one conversation. Returns NotFound.
+func (s *Service) Conversation(ctx context.Context, id string) (*Conversation, error) {
+	return s.store.conversation(ctx, s.pool, id)
+}
+
+// AuthorizeCustomer checks that token opens conversation id. Returns
+// Unauthorized for a token that opens nothing, Forbidden for a token of
+// another conversation.
+func (s *Service) AuthorizeCustomer(ctx context.Context, id, token string) error {
+	if token == "" {
+		return errs.Errorf(errs.Unauthorized, "a conversation token is required")
+	}
+	owner, err := s.store.conversationByToken(ctx, token)
+	if err != nil {
+		return err
+	}
+	if owner != id {
+		return errs.Errorf(errs.Forbidden, "the token does not open this conversation")
+	}
+	return nil
+}
+
+// Author is who writes a message.
+type Author struct {
+	Role string // RoleCustomer or RoleAgent
+	ID   string // staff user id for agents
+}
+
+// PostResult is the outcome of PostMessage.
+type PostResult struct {
+	Message Message
+	Created bool  // false when client_msg_id matched an earlier message
+	State   State // the conversation's state after the message
+	// Turn is closed when the bot's turn for this message has finished
+	// (nil when no turn was started by this call).
+	Turn <-chan struct{}
+}
+
+// PostMessage stores a message, acknowledged only after commit. The same
+// clientMsgID twice stores one message. A customer message in a conversation
+// the bot owns starts a bot turn; one in a closed conversation reopens it.
+// Returns Invalid, TooLarge, NotFound.
+func (s *Service) PostMessage(ctx context.Context, convID string, author Author, text, clientMsgID string) (*PostResult, error) {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return nil, errs.Errorf(errs.Invalid, "text must not be empty")
+	}
+	if !utf8.ValidString(text) {
+		return nil, errs.Errorf(errs.Invalid, "text must be valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(text); n > s.opt.MaxTextRunes {
+		return nil, errs.Errorf(errs.TooLarge, "text is %d characters; the limit is %d", n, s.opt.MaxTextRunes)
+	}
+	if len(clientMsgID) > 128 {
+		return nil, errs.Errorf(errs.Invalid, "client_msg_id must be at most 128 characters")
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, db.Translate(err, "conversation")
+	}
+	defer tx.Rollback(ctx)
+	conv, err := s.store.lockConversation(ctx, tx, convID)
+	if err != nil {
+		return nil, err
+	}
+	if clientMsgID != "" {
+		prev, err := s.store.messageByClientID(ctx, tx, convID, clientMsgID)
+		if err == nil {
+			return &PostResult{Message: *prev, Created: false, State: conv.State}, nil
+		}
+		if !errs.Is(err, errs.NotFound) {
+			return nil, err
+		}
+	}
+	if author.Role == RoleCustomer && conv.State == StateClosed {
+		if err := s.transition(ctx, tx, conv, StateBot, "", RoleCustomer, map[string]any{"reason": "customer_wrote_again"}); err != nil {
+			return nil, err
+		}
+	}
+	m := &Message{ConversationID: convID, Role: author.Role, AuthorID: author.ID, Text: text, ClientMsgID: clientMsgID}
+	if err := s.store.insertMessage(ctx, tx, m); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, db.Translate(err, "message")
+	}
+	metrics.Messages.WithLabelValues(m.Role).Inc()
+	res := &PostResult{Message: *m, Created: true, State: conv.State}
+	if author.Role == RoleCustomer && conv.State == StateBot {
+		res.Turn = s.startTurn(convID, *m)
+	}
+	return res, nil
+}
+
+// transition changes the state inside tx and records the event.
+func (s *Service) transition(ctx context.Context, tx pgx.Tx, conv *Conversation, to State, actorID, actorRole string, data map[string]any) error {
+	now := s.opt.Now()
+	var q string
+	switch to {
+	case StateBot:
+		q = `UPDATE conversations SET state = 'bot', assigned_to = NULL, closed_at = NULL, updated_at = $2 WHERE id = $1`
+	case StateQueued:
+		q = `UPDATE conversations SET state = 'queued', assigned_to = NULL, queued_at = $2, updated_at = $2,
+			reason = coalesce($3, reason), team = coalesce($4, team), priority = coalesce($5, priority) WHERE id = $1`
+	case StateClosed:
+		q = `UPDATE conversations SET state = 'closed', closed_at = $2, updated_at = $2, resolution = $3 WHERE id = $1`
+	default:
+		return fmt.Errorf("handoff: transition to %s is not handled here", to)
+	}
+	args := []any{conv.ID, now}
+	switch to {
+	case StateQueued:
+		args = append(args, nilIfEmpty(str(data["reason"])), nilIfEmpty(str(data["team"])), data["priority"])
+	case StateClosed:
+		args = append(args, nilIfEmpty(str(data["resolution"])))
+	}
+	if _, err := tx.Exec(ctx, q, args...); err != nil {
+		return db.Translate(err, "conversation")
+	}
+	data["from"] = conv.State
+	raw, _ := json.Marshal(data)
+	ev := &Event{Type: EventState, ConversationID: conv.ID, State: to, Data: raw}
+	if err := s.store.insertEvent(ctx, tx, ev, actorID, actorRole); err != nil {
+		return err
+	}
+	conv.State = to
+	return nil
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func nilIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// Messages returns up to limit messages after seq.
+func (s *Service) Messages(ctx context.Context, convID string, after int64, limit int) ([]Message, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	return s.store.messages(ctx, convID, after, limit)
+}
+
+// Replay returns every stored event after seq, in order, up to limit.
+func (s *Service) Replay(ctx context.Context, convID string, after int64, limit int) ([]Event, error) {
+	return s.store.replay(ctx, convID, after, limit)
+}
+
+// Subscribe returns a subscription to a conversation's live events.
+func (s *Service) Subscribe(convID string, buf int) *Subscription {
+	return s.hub.Subscribe(convID, buf)
+}
+
+// Typing tells the conversation's other side that role is typing.
+func (s *Service) Typing(ctx context.Context, convID, role string) error {
+	return notifyNow(ctx, s.pool, convID, Event{Type: EventTyping, ConversationID: convID, Role: role})
+}
+
+// lockConv serialises bot turns of one conversation in this process, so
+// replies come in the order of the messages they answer.
+func (s *Service) lockConv(id string) func() {
+	s.locksMu.Lock()
+	l := s.locks[id]
+	if l == nil {
+		l = &convLock{}
+		s.locks[id] = l
+	}
+	l.refs++
+	s.locksMu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.locksMu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(s.locks, id)
+		}
+		s.locksMu.Unlock()
+	}
+}
+
+func (s *Service) startTurn(convID string, msg Message) <-chan struct{} {
+	done := make(chan struct{})
+	s.turns.Add(1)
+	go func() {
+		defer s.turns.Done()
+		defer close(done)
+		unlock := s.lockConv(convID)
+		defer unlock()
+		ctx, cancel := context.WithTimeout(s.turnCtx, s.opt.TurnTimeout)
+		defer cancel()
+		if err := s.runTurn(ctx, convID, msg); err != nil {
+			s.log.Error("handoff: bot turn", "conversation_id", convID, "error", err)
+		}
+	}()
+	return done
+}
+
+func (s *Service) runTurn(ctx context.Context, convID string, msg Message) error {
+	start := time.Now()
+	conv, err := s.store.conversation(ctx, s.pool, convID)
+	if err != nil {
+		return err
+	}
+	if conv.State != StateBot {
+		return nil // a person took over meanwhile
+	}
+	history, err := s.store.lastMessages(ctx, convID, s.opt.HistorySize)
+	if err != nil {
+		return err
+	}
+	turn := Turn{Conversation: *conv, History: history, Message: msg,
+		Stream: func(delta string) {
+			if delta == "" {
+				return
+			}
+			_ = notifyNow(ctx, s.pool, convID, Event{Type: EventBotDelta, ConversationID: convID, Delta: delta, Role: RoleBot})
+		}}
+	reply, err := s.responder.Respond(ctx, turn)
+	if err != nil {
+		s.log.Error("handoff: responder failed; handing to a person", "conversation_id", convID, "error", err)
+		metrics.BotDecisions.WithLabelValues("error").Inc()
+		reply = Reply{Role: RoleSystem,
+			Text:     "Sorry, our assistant is unavailable right now. I am passing your conversation to a person.",
+			Meta:     Meta{Decision: "escalate", Reason: "bot_unavailable"},
+			Escalate: &Escalation{Reason: "bot_unavailable"}}
+	}
+	if err := s.applyReply(context.WithoutCancel(ctx), convID, reply); err != nil {
+		return err
+	}
+	metrics.BotTurnDuration.Observe(time.Since(start).Seconds())
+	if reply.Meta.Decision != "" {
+		metrics.BotDecisions.WithLabelValues(reply.Meta.Decision).Inc()
+	}
+	return nil
+}
+
+// applyReply stores the bot's message and, if it escalates, the move to the
+// queue, in one transaction.
+func (s *Service) applyReply(ctx context.Context, convID string, reply Reply) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return db.Translate(err, "conversation")
+	}
+	defer tx.Rollback(ctx)
+	conv, err := s.store.lockConversation(ctx, tx, convID)
+	if err != nil {
+		return err
+	}
+	if conv.State != StateBot {
+		return nil // a person took over while the bot was thinking
+	}
+	role := reply.Role
+	if role == "" {
+		role = RoleBot
+	}
+	if strings.TrimSpace(reply.Text) != "" {
+		m := &Message{ConversationID: convID, Role: role, Text: reply.Text, Meta: reply.Meta}
+		if err := s.store.insertMessage(ctx, tx, m); err != nil {
+			return err
+		}
+	}
+	if e := reply.Escalate; e != nil {
+		data := map[string]any{"reason": e.Reason, "team": e.Team, "priority": e.Priority, "escalation": e}
+		if err := s.transition(ctx, tx, conv, StateQueued, "", RoleBot, data); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return db.Translate(err, "conversation")
+	}
+	metrics.Messages.WithLabelValues(role).Inc()
+	if reply.Escalate != nil {
+		metrics.Handoffs.WithLabelValues(reply.Escalate.Reason).Inc()
+	}
+	return nil
+}
+
+// WaitReply waits, bounded by ctx, for the first bot, system or agent message
+// after seq, and returns it with the conversation's state then. It returns
+// a nil message when none came in time.
+func (s *Service) WaitReply(ctx context.Context, convID string, after int64, sub *Subscription, turn <-chan struct{}) (*Message, State, error) {
+	find := func() (*Message, error) {
+		msgs, err := s.store.messages(ctx, convID, after, 50)
+		if err != nil {
+			return nil, err
+		}
+		for i := range msgs {
+			if msgs[i].Role != RoleCustomer {
+				return &msgs[i], nil
+			}
+		}
+		return nil, nil
+	}
+	state := func() State {
+		c, err := s.store.conversation(ctx, s.pool, convID)
+		if err != nil {
+			return ""
+		}
+		return c.State
+	}
+	if m, err := find(); err != nil || m != nil {
+		return m, state(), err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, state(), nil
+		case <-turn:
+			turn = nil
+			if m, err := find(); err != nil || m != nil {
+				return m, state(), err
+			}
+		case ev, ok := <-sub.C:
+			if !ok {
+				m, err := find()
+				return m, state(), err
+			}
+			if ev.Type == EventMessage && ev.Message != nil && ev.Seq > after && ev.Message.Role != RoleCustomer {
+				return ev.Message, state(), nil
+			}
+		}
+	}
+}
