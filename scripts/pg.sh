@@ -42,6 +42,10 @@ run() {
 }
 
 pgdata="$data/pg"
+if [ "${1:-}" = stop ]; then
+  [ -e "$pgdata" ] && run "$bindir/pg_ctl" -D "$(readlink -f "$pgdata")" -m fast stop >/dev/null 2>&1 || true
+  exit 0
+fi
 if [ "$owner" = postgres ] && [ ! -e "$pgdata" ]; then
   # Can the postgres user reach the data folder's parent?
   if ! run test -x "$data" 2>/dev/null || ! run test -r "$data" 2>/dev/null; then

@@ -1,0 +1,37 @@
+# Tandem: `make run` serves the gateway, `make test` runs every test.
+# Both prepare what they need (PostgreSQL with pgvector, a local cluster in
+# .data/pg unless DATABASE_URL is set) and are quick the second time.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+GO ?= go
+
+.PHONY: run test bench build vet fmt db deps clean-db
+
+build:
+	@$(GO) build -o bin/tandem ./cmd/tandem
+
+run: build
+	@bash scripts/run.sh
+
+test:
+	@bash scripts/test.sh
+
+bench: build
+	@bash scripts/bench.sh
+
+vet:
+	@$(GO) vet ./...
+
+fmt:
+	@gofmt -w $$(git ls-files '*.go')
+
+deps:
+	@bash scripts/install-deps.sh
+
+db: deps
+	@bash scripts/pg.sh
+
+# Stops the local cluster and deletes its data.
+clean-db:
+	@bash scripts/pg.sh stop || true
+	@rm -rf .data/pg "$$(readlink -f .data/pg 2>/dev/null)"

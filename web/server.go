@@ -1,0 +1,249 @@
+// Package web is Tandem's HTTP face: the Fiber JSON API, the WebSockets and
+// the embedded pages. It is the only package that imports Fiber.
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tandem-chat/tandem/handoff"
+	"github.com/tandem-chat/tandem/internal/auth"
+	"github.com/tandem-chat/tandem/internal/errs"
+	"github.com/tandem-chat/tandem/internal/metrics"
+)
+
+// Deps is what the web layer needs from the rest of Tandem.
+type Deps struct {
+	Pool          *pgxpool.Pool
+	Conversations *handoff.Service
+	Auth          *auth.Store
+	Logger        *slog.Logger
+	Secret        string        // site secret for user_hash verification
+	PublicURL     string        // how browsers reach us; its origin is always allowed
+	Origins       []string      // other allowed browser origins
+	WaitTimeout   time.Duration // bound of ?wait=true
+	MaxTextRunes  int
+	// Ready reports whether the process can serve (database reachable,
+	// migrations current); /readyz answers 503 with its error otherwise.
+	Ready func(ctx context.Context) error
+}
+
+// Server is the HTTP application.
+type Server struct {
+	App  *fiber.App
+	deps Deps
+	log  *slog.Logger
+
+	// sockets tracks open WebSockets so shutdown can close them with a
+	// going-away code.
+	socketsMu sync.Mutex
+	sockets   map[*socket]struct{}
+	closing   bool
+	logins    *limiter
+}
+
+// New builds the Fiber app with every route.
+func New(d Deps) *Server {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.WaitTimeout <= 0 {
+		d.WaitTimeout = 20 * time.Second
+	}
+	if d.MaxTextRunes <= 0 {
+		d.MaxTextRunes = 4000
+	}
+	s := &Server{deps: d, log: d.Logger, sockets: map[*socket]struct{}{},
+		logins: newLimiter(10, 5*time.Minute)}
+	s.App = fiber.New(fiber.Config{
+		AppName: "tandem",
+		// Values from the context stay valid after the handler returns
+		// (WebSockets and bot turns outlive it).
+		Immutable:             true,
+		DisableStartupMessage: true,
+		ErrorHandler:          s.errorHandler,
+		BodyLimit:             25 << 20, // knowledge uploads are limited to 20 MB by their handler
+		ReadTimeout:           60 * time.Second,
+		WriteTimeout:          60 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		ReadBufferSize:        16 << 10,
+	})
+	s.App.Use(recover.New())
+	s.App.Use(requestid.New())
+	s.App.Use(s.observe)
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	app := s.App
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+	app.Get("/metrics", s.metrics())
+
+	api := app.Group("/api/v1")
+	api.Post("/auth/login", s.login)
+	api.Post("/auth/logout", s.logout)
+	api.Get("/auth/me", s.requireStaff(), s.me)
+
+	api.Post("/conversations", s.createConversation)
+	api.Get("/conversations/:id", s.conversationAccess, s.getConversation)
+	api.Get("/conversations/:id/messages", s.conversationAccess, s.listMessages)
+	api.Post("/conversations/:id/messages", s.conversationAccess, s.postMessage)
+
+	app.Get("/ws/conversations/:id", s.customerSocketUpgrade, s.customerSocket())
+
+	app.Use(func(c *fiber.Ctx) error {
+		return errs.Errorf(errs.NotFound, "no route for %s %s", c.Method(), c.Path())
+	})
+}
+
+// statusOf maps error codes to HTTP statuses.
+var statusOf = map[errs.Code]int{
+	errs.Invalid:      fiber.StatusBadRequest,
+	errs.NotFound:     fiber.StatusNotFound,
+	errs.Conflict:     fiber.StatusConflict,
+	errs.Unauthorized: fiber.StatusUnauthorized,
+	errs.Forbidden:    fiber.StatusForbidden,
+	errs.TooLarge:     fiber.StatusRequestEntityTooLarge,
+	errs.Unsupported:  fiber.StatusUnsupportedMediaType,
+	errs.RateLimited:  fiber.StatusTooManyRequests,
+	errs.Unavailable:  fiber.StatusServiceUnavailable,
+	errs.Internal:     fiber.StatusInternalServerError,
+}
+
+// fiberCodes maps Fiber's own errors (unknown route, body too large) to ours.
+var fiberCodes = map[int]errs.Code{
+	fiber.StatusBadRequest:            errs.Invalid,
+	fiber.StatusNotFound:              errs.NotFound,
+	fiber.StatusMethodNotAllowed:      errs.NotFound,
+	fiber.StatusRequestEntityTooLarge: errs.TooLarge,
+	fiber.StatusUnsupportedMediaType:  errs.Unsupported,
+	fiber.StatusUnauthorized:          errs.Unauthorized,
+	fiber.StatusForbidden:             errs.Forbidden,
+	fiber.StatusTooManyRequests:       errs.RateLimited,
+	fiber.StatusServiceUnavailable:    errs.Unavailable,
+}
+
+// errorBody is the contract's error shape.
+type errorBody struct {
+	Error struct {
+		Code    errs.Code `json:"code"`
+		Message string    `json:"message"`
+	} `json:"error"`
+}
+
+// errorHandler answers every error as {"error": {"code", "message"}} with the
+// matching status, and logs only internal errors.
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	code := errs.CodeOf(err)
+	msg := errs.MessageOf(err)
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		if fc, ok := fiberCodes[fe.Code]; ok {
+			code, msg = fc, fe.Message
+		}
+	}
+	status, ok := statusOf[code]
+	if !ok {
+		status = fiber.StatusInternalServerError
+	}
+	if code == errs.Internal {
+		s.log.Error("request failed", "method", c.Method(), "path", c.Path(),
+			"request_id", requestID(c), "error", err)
+	}
+	var body errorBody
+	body.Error.Code = code
+	body.Error.Message = msg
+	if code == errs.RateLimited && c.GetRespHeader(fiber.HeaderRetryAfter) == "" {
+		c.Set(fiber.HeaderRetryAfter, "60")
+	}
+	return c.Status(status).JSON(body)
+}
+
+func requestID(c *fiber.Ctx) string {
+	if v, ok := c.Locals("requestid").(string); ok {
+		return v
+	}
+	return ""
+}
+
+// observe logs each request and records its metrics.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	if err != nil {
+		if herr := s.App.ErrorHandler(c, err); herr != nil {
+			c.Status(fiber.StatusInternalServerError)
+		}
+	}
+	route := c.Route().Path
+	if route == "/" && c.Path() != "/" {
+		route = "unmatched"
+	}
+	status := c.Response().StatusCode()
+	d := time.Since(start)
+	metrics.HTTPRequests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
+	metrics.HTTPDuration.WithLabelValues(c.Method(), route).Observe(d.Seconds())
+	if !strings.HasPrefix(c.Path(), "/ws/") {
+		level := slog.LevelDebug
+		if status >= 500 {
+			level = slog.LevelWarn
+		}
+		s.log.Log(c.UserContext(), level, "http", "method", c.Method(), "path", c.Path(), "status", status,
+			"duration_ms", float64(d.Microseconds())/1000, "request_id", requestID(c))
+	}
+	return nil
+}
+
+// parseJSON decodes the request body into v; an empty body leaves v as is
+// when optional is true.
+func parseJSON(c *fiber.Ctx, v any, optional bool) error {
+	body := c.Body()
+	if len(strings.TrimSpace(string(body))) == 0 {
+		if optional {
+			return nil
+		}
+		return errs.Errorf(errs.Invalid, "a JSON request body is required")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return errs.Errorf(errs.Invalid, "request body is not valid JSON (at byte %d)", se.Offset)
+		case errors.As(err, &te):
+			return errs.Errorf(errs.Invalid, "field %q must be a %s", te.Field, te.Type.String())
+		default:
+			return errs.Errorf(errs.Invalid, "request body is not valid JSON")
+		}
+	}
+	return nil
+}
+
+// Shutdown closes every WebSocket with a going-away code and stops the app,
+// waiting (bounded by ctx) for requests in flight.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.socketsMu.Lock()
+	s.closing = true
+	all := make([]*socket, 0, len(s.sockets))
+	for k := range s.sockets {
+		all = append(all, k)
+	}
+	s.socketsMu.Unlock()
+	for _, k := range all {
+		k.goAway()
+	}
+	return s.App.ShutdownWithContext(ctx)
+}

@@ -1,0 +1,294 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tandem-chat/tandem/handoff"
+	"github.com/tandem-chat/tandem/internal/errs"
+	"github.com/tandem-chat/tandem/internal/metrics"
+)
+
+// WebSocket limits and timings.
+const (
+	maxFrameBytes  = 32 << 10 // a frame over this closes the socket (policy violation)
+	readLimitBytes = 1 << 20  // the library refuses larger frames outright
+	pongWait       = 60 * time.Second
+	pingEvery      = 25 * time.Second
+	writeWait      = 10 * time.Second
+	sendBuffer     = 256 // events a socket may fall behind before it is dropped
+	replayPage     = 500
+	closeTryAgain  = 1013 // RFC 6455 registry: Try Again Later
+	closeGoingAway = websocket.CloseGoingAway
+	closePolicy    = websocket.ClosePolicyViolation
+	closeNormal    = websocket.CloseNormalClosure
+	closeInternal  = websocket.CloseInternalServerErr
+)
+
+// socket is one open WebSocket: a reader loop in the handler's goroutine and
+// one writer goroutine that owns every data write.
+type socket struct {
+	conn *websocket.Conn
+	kind string
+	out  chan []byte // frames from the reader (acks, errors) for the writer
+	done chan struct{}
+	once sync.Once
+}
+
+func (k *socket) close(code int, reason string) {
+	k.once.Do(func() {
+		// WriteControl may be called concurrently with the writer.
+		_ = k.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+		close(k.done)
+		_ = k.conn.Close()
+	})
+}
+
+func (k *socket) goAway() { k.close(closeGoingAway, "server shutting down; reconnect") }
+
+// send queues a frame for the writer without blocking; a socket that cannot
+// keep up loses the frame (events are resumable by seq; acks are advisory).
+func (k *socket) send(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	select {
+	case k.out <- b:
+	default:
+	}
+}
+
+func (k *socket) write(b []byte) error {
+	_ = k.conn.SetWriteDeadline(time.Now().Add(writeWait))
+	return k.conn.WriteMessage(websocket.TextMessage, b)
+}
+
+func (s *Server) track(conn *websocket.Conn, kind string) *socket {
+	k := &socket{conn: conn, kind: kind, out: make(chan []byte, 32), done: make(chan struct{})}
+	s.socketsMu.Lock()
+	defer s.socketsMu.Unlock()
+	if s.closing {
+		k.goAway()
+		return nil
+	}
+	s.sockets[k] = struct{}{}
+	metrics.WebSockets.WithLabelValues(kind).Inc()
+	return k
+}
+
+func (s *Server) untrack(k *socket) {
+	s.socketsMu.Lock()
+	delete(s.sockets, k)
+	s.socketsMu.Unlock()
+	metrics.WebSockets.WithLabelValues(k.kind).Dec()
+}
+
+// originAllowed accepts requests without an Origin (apps, not browsers), the
+// server's own origin, the public URL's origin and the configured ones.
+func (s *Server) originAllowed(c *fiber.Ctx) bool {
+	origin := strings.TrimRight(c.Get(fiber.HeaderOrigin), "/")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if u.Host == string(c.Request().Host()) {
+		return true
+	}
+	if pu, err := url.Parse(s.deps.PublicURL); err == nil && pu.Scheme+"://"+pu.Host == origin {
+		return true
+	}
+	for _, o := range s.deps.Origins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) customerSocketUpgrade(c *fiber.Ctx) error {
+	if !websocket.IsWebSocketUpgrade(c) {
+		return fiber.NewError(fiber.StatusUpgradeRequired, "this is a WebSocket endpoint")
+	}
+	if !s.originAllowed(c) {
+		return errs.Errorf(errs.Forbidden, "origin %s is not allowed", c.Get(fiber.HeaderOrigin))
+	}
+	id := c.Params("id")
+	a, err := s.authorizeConversation(c.UserContext(), c, id, c.Query("token"))
+	if err != nil {
+		return err
+	}
+	after, err := seqParam(c, "after")
+	if err != nil {
+		return err
+	}
+	c.Locals("conv_id", id)
+	c.Locals("after", after)
+	c.Locals("access", a)
+	return c.Next()
+}
+
+// clientFrame is what a client may send.
+type clientFrame struct {
+	Type        string `json:"type"`
+	Text        string `json:"text"`
+	ClientMsgID string `json:"client_msg_id"`
+	Score       int    `json:"score"`
+	Comment     string `json:"comment"`
+}
+
+func errorFrame(err error, clientMsgID string) fiber.Map {
+	return fiber.Map{"type": "error", "client_msg_id": clientMsgID,
+		"error": fiber.Map{"code": errs.CodeOf(err), "message": errs.MessageOf(err)}}
+}
+
+func (s *Server) customerSocket() fiber.Handler {
+	return websocket.New(func(conn *websocket.Conn) {
+		id := conn.Locals("conv_id").(string)
+		after := conn.Locals("after").(int64)
+		a := conn.Locals("access").(*access)
+		kind := "customer"
+		author := handoff.Author{Role: handoff.RoleCustomer}
+		if a.staff != nil {
+			kind = "agent"
+			author = handoff.Author{Role: handoff.RoleAgent, ID: a.staff.ID}
+		}
+		k := s.track(conn, kind)
+		if k == nil {
+			return
+		}
+		defer s.untrack(k)
+		defer k.close(closeNormal, "")
+
+		svc := s.deps.Conversations
+		sub := svc.Subscribe(id, sendBuffer)
+		defer sub.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		writerDone := make(chan struct{})
+		go func() {
+			defer close(writerDone)
+			s.conversationWriter(ctx, k, id, after, sub, author.Role)
+		}()
+
+		conn.SetReadLimit(readLimitBytes)
+		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+		conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(pongWait)) })
+		for {
+			_, data, err := conn.ReadMessage()
+			if err != nil {
+				break
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+			if len(data) > maxFrameBytes {
+				k.close(closePolicy, "frame too large")
+				break
+			}
+			var f clientFrame
+			if err := json.Unmarshal(data, &f); err != nil {
+				k.send(errorFrame(errs.Errorf(errs.Invalid, "frame is not valid JSON"), ""))
+				continue
+			}
+			switch f.Type {
+			case "message":
+				res, err := svc.PostMessage(ctx, id, author, f.Text, f.ClientMsgID)
+				if err != nil {
+					k.send(errorFrame(err, f.ClientMsgID))
+					continue
+				}
+				k.send(fiber.Map{"type": "ack", "client_msg_id": f.ClientMsgID, "seq": res.Message.Seq, "message_id": res.Message.ID})
+			case "typing":
+				_ = svc.Typing(ctx, id, author.Role)
+			default:
+				k.send(errorFrame(errs.Errorf(errs.Invalid, "unknown frame type %q", f.Type), ""))
+			}
+		}
+		cancel()
+		k.close(closeNormal, "")
+		<-writerDone
+	}, websocket.Config{ReadBufferSize: 4096, WriteBufferSize: 4096})
+}
+
+// conversationWriter replays what the client missed after `after`, then
+// forwards live events, each exactly once, with pings between.
+func (s *Server) conversationWriter(ctx context.Context, k *socket, id string, after int64, sub *handoff.Subscription, role string) {
+	last := after
+	for {
+		evs, err := s.deps.Conversations.Replay(ctx, id, last, replayPage)
+		if err != nil {
+			s.log.Warn("ws: replay", "conversation_id", id, "error", err)
+			k.close(closeTryAgain, "temporarily unavailable; reconnect")
+			return
+		}
+		for _, ev := range evs {
+			b, _ := json.Marshal(ev)
+			if err := k.write(b); err != nil {
+				k.close(closeNormal, "")
+				return
+			}
+			last = ev.Seq
+		}
+		if len(evs) < replayPage {
+			break
+		}
+	}
+	ping := time.NewTicker(pingEvery)
+	defer ping.Stop()
+	for {
+		select {
+		case <-k.done:
+			return
+		case <-ctx.Done():
+			return
+		case b := <-k.out:
+			if err := k.write(b); err != nil {
+				k.close(closeNormal, "")
+				return
+			}
+		case ev, ok := <-sub.C:
+			if !ok {
+				if sub.Dropped() {
+					metrics.WebSocketDrops.Inc()
+					k.close(closeTryAgain, "too slow; reconnect with after="+itoa(last))
+				} else {
+					k.close(closeGoingAway, "")
+				}
+				return
+			}
+			if ev.Seq > 0 && ev.Seq <= last {
+				continue // already sent by the replay
+			}
+			if ev.Type == handoff.EventTyping && ev.Role == role {
+				continue // one's own typing
+			}
+			b, _ := json.Marshal(ev)
+			if err := k.write(b); err != nil {
+				k.close(closeNormal, "")
+				return
+			}
+			if ev.Seq > 0 {
+				last = ev.Seq
+			}
+		case <-ping.C:
+			if err := k.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+				k.close(closeNormal, "")
+				return
+			}
+		}
+	}
+}
+
+func itoa(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
