@@ -1,6 +1,7 @@
 package knowledge
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -175,9 +176,10 @@ func (b *builder) passages(paras []para) {
 	max := b.opt.MaxRunes
 	var cur strings.Builder
 	curRunes := 0
+	path := slices.Clone(b.path)
 	emit := func() {
 		if cur.Len() > 0 {
-			b.chunks = append(b.chunks, pendingChunk{path: b.path, text: cur.String()})
+			b.chunks = append(b.chunks, pendingChunk{path: path, text: cur.String()})
 			cur.Reset()
 			curRunes = 0
 		}
@@ -187,7 +189,7 @@ func (b *builder) passages(paras []para) {
 		if n > max {
 			emit()
 			for _, piece := range splitLong(p.text, p.pre, b.opt) {
-				b.chunks = append(b.chunks, pendingChunk{path: b.path, text: piece})
+				b.chunks = append(b.chunks, pendingChunk{path: path, text: piece})
 			}
 			continue
 		}

@@ -187,7 +187,7 @@ func cleanChars(s string) string {
 var (
 	questionMarker  = regexp.MustCompile(`^(?i:q\d{0,3}\s*[:：.]|question\s*\d{0,3}\s*[:：]|问题?\s*[:：]|問題?\s*[:：])\s*`)
 	answerMarker    = regexp.MustCompile(`^(?i:a\d{0,3}\s*[:：.]|answer\s*[:：]|答\s*[:：]|回答\s*[:：])\s*`)
-	answerMarkerMid = regexp.MustCompile(`(?:^|\s)(?i:a\d{0,3}\s*[:：]|answer\s*[:：]|答\s*[:：]|回答\s*[:：])\s*`)
+	answerMarkerMid = regexp.MustCompile(`(?:^|\s|[?？。!！])((?i:a\d{0,3}\s*[:：]|answer\s*[:：]|答\s*[:：]|回答\s*[:：])\s*)`)
 )
 
 func startsQuestion(p para) bool {
@@ -218,9 +218,9 @@ func inlineFAQ(paras []para, i int) (question string, answer []para, next int, o
 	}
 	if loc := questionMarker.FindStringIndex(p.text); loc != nil {
 		rest := p.text[loc[1]:]
-		if m := answerMarkerMid.FindStringIndex(rest); m != nil {
-			question = rest[:m[0]]
-			answer = append(answer, para{text: rest[m[1]:]})
+		if m := answerMarkerMid.FindStringSubmatchIndex(rest); m != nil {
+			question = rest[:m[2]]
+			answer = append(answer, para{text: rest[m[3]:]})
 		} else {
 			question = rest
 		}

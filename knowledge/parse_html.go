@@ -65,7 +65,9 @@ func parseHTML(data []byte, opt ChunkOptions) (*Parsed, error) {
 	}
 	root, err := html.Parse(bytes.NewReader(data))
 	if err != nil {
-		return nil, errs.Errorf(errs.Invalid, "the HTML file could not be read")
+		// The parser refuses some pathological markup (elements nested
+		// over 512 deep); the tokens still carry the text.
+		return htmlTokens(data, opt), nil
 	}
 	w := &htmlWalker{b: newBuilder(opt)}
 	w.walk(root, 0)
@@ -384,4 +386,51 @@ func textOf(n *html.Node) string {
 		}
 	}
 	return oneLine(sb.String())
+}
+
+// htmlTokens reads the visible text of markup the tree parser refused, from
+// its tokens alone: no headings or FAQ pairs, block tags end paragraphs.
+func htmlTokens(data []byte, opt ChunkOptions) *Parsed {
+	b := newBuilder(opt)
+	z := html.NewTokenizer(bytes.NewReader(data))
+	var text strings.Builder
+	var title string
+	skip, inTitle := 0, false
+	flush := func() {
+		b.paragraph(para{text: text.String()})
+		text.Reset()
+	}
+	for {
+		tt := z.Next()
+		if tt == html.ErrorToken {
+			break
+		}
+		tok := z.Token()
+		switch tt {
+		case html.StartTagToken, html.EndTagToken:
+			switch {
+			case skippedElements[tok.DataAtom] && tok.DataAtom != atom.Link && tok.DataAtom != atom.Meta:
+				if tt == html.StartTagToken {
+					skip++
+				} else if skip > 0 {
+					skip--
+				}
+			case tok.DataAtom == atom.Title:
+				inTitle = tt == html.StartTagToken
+			case blockElements[tok.DataAtom] || headingLevel[tok.DataAtom] > 0 || tok.DataAtom == atom.Br:
+				flush()
+			}
+		case html.TextToken:
+			switch {
+			case inTitle:
+				if title == "" {
+					title = tok.Data
+				}
+			case skip == 0:
+				text.WriteString(tok.Data)
+			}
+		}
+	}
+	flush()
+	return &Parsed{Title: title, Chunks: b.result()}
 }

@@ -104,7 +104,7 @@ func parseMarkdown(s string, opt ChunkOptions) *Parsed {
 		case atxHeading.MatchString(line):
 			flushPara()
 			m := atxHeading.FindStringSubmatch(line)
-			text := headingAttrs.ReplaceAllString(atxClosing.ReplaceAllString(m[2], ""), "")
+			text := atxClosing.ReplaceAllString(headingAttrs.ReplaceAllString(m[2], ""), "")
 			text = inlineMarkdown(text)
 			if len(m[1]) == 1 && title == "" {
 				title = text
@@ -212,10 +212,17 @@ func inlineMarkdown(s string) string {
 	return sb.String()
 }
 
+// mdEscapable are the characters a backslash escapes. While inline syntax
+// is stripped they stand in the private use area, so "\\*" is not emphasis.
+const mdEscapable = "\\`*_{}[]()#+-.!|>~"
+
 func inlineText(s string) string {
 	if s == "" {
 		return s
 	}
+	s = mdEscape.ReplaceAllStringFunc(s, func(e string) string {
+		return string(rune(0xE000 + strings.Index(mdEscapable, e[1:])))
+	})
 	s = mdImage.ReplaceAllString(s, "$1")
 	s = mdLink.ReplaceAllString(s, "$1")
 	s = mdRefLink.ReplaceAllString(s, "$1")
@@ -229,7 +236,12 @@ func inlineText(s string) string {
 	s = mdStrong.ReplaceAllString(s, "")
 	s = mdEmStar.ReplaceAllString(s, "$1$2")
 	s = mdEmUnder.ReplaceAllString(s, "$1$2$3")
-	s = mdEscape.ReplaceAllString(s, "$1")
+	s = strings.Map(func(r rune) rune {
+		if i := int(r - 0xE000); i >= 0 && i < len(mdEscapable) {
+			return rune(mdEscapable[i])
+		}
+		return r
+	}, s)
 	return html.UnescapeString(s)
 }
 
