@@ -51,7 +51,6 @@ func parseCSV(s string) (*Parsed, error) {
 	r := csv.NewReader(strings.NewReader(s))
 	r.Comma = comma
 	r.FieldsPerRecord = -1
-	r.LazyQuotes = true
 	if _, err := r.Read(); err != nil { // the header, already read
 		return nil, csvError(err)
 	}
@@ -105,7 +104,6 @@ func csvHeader(s string) ([]string, rune) {
 		r := csv.NewReader(strings.NewReader(s))
 		r.Comma = comma
 		r.FieldsPerRecord = -1
-		r.LazyQuotes = true
 		rec, err := r.Read()
 		if err != nil {
 			continue
@@ -127,7 +125,11 @@ func csvHeader(s string) ([]string, rune) {
 func csvError(err error) error {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
-		return errs.Errorf(errs.Invalid, "the CSV file could not be read at line %d: %v", pe.Line, pe.Err)
+		hint := ""
+		if errors.Is(pe.Err, csv.ErrBareQuote) || errors.Is(pe.Err, csv.ErrQuote) {
+			hint = `; a field with quotes in it must itself be in double quotes, with each quote inside doubled ("")`
+		}
+		return errs.Errorf(errs.Invalid, "the CSV file could not be read at line %d: %v%s", pe.Line, pe.Err, hint)
 	}
 	return errs.Errorf(errs.Invalid, "the CSV file could not be read")
 }

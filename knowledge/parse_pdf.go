@@ -59,7 +59,7 @@ func parsePDF(data []byte, opt ChunkOptions) (p *Parsed, err error) {
 		return nil, errCorruptPDF
 	}
 	ex := &pdfExtractor{}
-	title := r.Trailer().Key("Info").Key("Title").Text()
+	title := pdfString(r.Trailer().Key("Info").Key("Title"))
 	pages := ex.pages(r.Trailer().Key("Root").Key("Pages"))
 	if len(pages) == 0 {
 		return nil, errCorruptPDF
@@ -89,6 +89,17 @@ func parsePDF(data []byte, opt ChunkOptions) (p *Parsed, err error) {
 		return nil, errs.Errorf(errs.Invalid, "the PDF has no text layer (it may be a scanned image); upload a PDF with selectable text, or the text itself")
 	}
 	return &Parsed{Title: title, Chunks: chunks}, nil
+}
+
+// pdfString decodes a text string: UTF-16 with a byte-order mark or
+// PDFDocEncoding as the standard says, and UTF-8 as some writers use
+// anyway.
+func pdfString(v pdf.Value) string {
+	raw := v.RawString()
+	if !strings.HasPrefix(raw, "\xFE\xFF") && utf8.ValidString(raw) {
+		return raw
+	}
+	return v.Text()
 }
 
 // pdfExtractor keeps the budget shared by all pages of a file.

@@ -88,7 +88,11 @@ func (d pdfDoc) bytes() []byte {
 	add(1, "<< /Type /Catalog /Pages 2 0 R >>")
 	add(2, fmt.Sprintf("<< /Type /Pages /Kids [%s] /Count %d >>", strings.Join(kids, " "), len(d.pages)))
 	add(3, "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
-	add(4, fmt.Sprintf("<< /Title (%s) /Producer (tandem test) >>", d.title))
+	title := "(" + d.title + ")"
+	if strings.HasPrefix(d.title, "<") { // a hex string, written as is
+		title = d.title
+	}
+	add(4, fmt.Sprintf("<< /Title %s /Producer (tandem test) >>", title))
 	add(5, "<< /Type /Font /Subtype /Type0 /BaseFont /NotoSansSC /Encoding /Identity-H /DescendantFonts [6 0 R] /ToUnicode 7 0 R >>")
 	add(6, "<< /Type /Font /Subtype /CIDFontType2 /BaseFont /NotoSansSC /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /DW 1000 >>")
 	var cmap strings.Builder
