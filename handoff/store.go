@@ -73,11 +73,6 @@ func hashToken(token string) []byte {
 	return h[:]
 }
 
-func validUUID(id string) bool {
-	_, err := uuid.Parse(id)
-	return err == nil
-}
-
 // store is the SQL behind Service.
 type store struct {
 	pool *pgxpool.Pool
@@ -107,14 +102,14 @@ func (s *store) createConversation(ctx context.Context, cust Customer, verified 
 }
 
 func (s *store) conversation(ctx context.Context, q db.Querier, id string) (*Conversation, error) {
-	if !validUUID(id) {
+	if !db.ValidID(id) {
 		return nil, errs.Errorf(errs.NotFound, "conversation not found")
 	}
 	return scanConversation(q.QueryRow(ctx, `SELECT `+conversationColumns+` FROM conversations WHERE id = $1`, id))
 }
 
 func (s *store) lockConversation(ctx context.Context, tx pgx.Tx, id string) (*Conversation, error) {
-	if !validUUID(id) {
+	if !db.ValidID(id) {
 		return nil, errs.Errorf(errs.NotFound, "conversation not found")
 	}
 	return scanConversation(tx.QueryRow(ctx, `SELECT `+conversationColumns+` FROM conversations WHERE id = $1 FOR UPDATE`, id))

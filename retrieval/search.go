@@ -1,0 +1,228 @@
+package retrieval
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
+
+	"github.com/tandem-chat/tandem/internal/db"
+	"github.com/tandem-chat/tandem/internal/errs"
+)
+
+// SearchRequest is a search request.
+type SearchRequest struct {
+	Text       string
+	K          int      // hits wanted; default 5, at most 50
+	Tags       []string // only chunks with any of these tags
+	DocumentID string   // only this document's chunks
+}
+
+// Hit is one search result.
+type Hit struct {
+	ChunkID    string  `json:"chunk_id"`
+	DocumentID string  `json:"document_id"`
+	Title      string  `json:"title"`
+	Heading    string  `json:"heading,omitempty"`
+	Question   string  `json:"question,omitempty"`
+	Text       string  `json:"text"`
+	Score      float64 `json:"score"`  // calibrated, in [0, 1]: usable as confidence
+	Vector     float64 `json:"vector"` // cosine similarity of the embedding
+	Lexical    float64 `json:"lexical"`
+}
+
+// candidates each side of the hybrid search contributes before fusion.
+const candidates = 40
+
+// rrfK is the reciprocal rank fusion constant (Cormack et al.'s 60 is the
+// usual choice; smaller trusts the top ranks more).
+const rrfK = 60
+
+// Search runs hybrid search: nearest neighbours over the HNSW index and
+// PostgreSQL full-text search over the same chunks, fused by reciprocal rank,
+// each hit scored in [0, 1]. Returns Invalid for an empty query.
+func (ix *Index) Search(ctx context.Context, q SearchRequest) ([]Hit, error) {
+	q.Text = strings.TrimSpace(q.Text)
+	if q.Text == "" {
+		return nil, errs.Errorf(errs.Invalid, "query must not be empty")
+	}
+	if q.K <= 0 {
+		q.K = 5
+	}
+	if q.K > 50 {
+		q.K = 50
+	}
+	vecs, err := ix.emb.Embed(ctx, []string{q.Text})
+	if err != nil {
+		return nil, fmt.Errorf("retrieval: search: %w", err)
+	}
+	qv := vecs[0]
+	dim := len(qv)
+	tsq := AnalyzeQuery(q.Text)
+
+	filter := ""
+	args := []any{pgvector.NewVector(qv), candidates, tsq}
+	if len(q.Tags) > 0 {
+		args = append(args, sanitizeTags(q.Tags))
+		filter += fmt.Sprintf(" AND c.tags && $%d", len(args))
+	}
+	if q.DocumentID != "" {
+		if !db.ValidID(q.DocumentID) {
+			return nil, errs.Errorf(errs.Invalid, "document_id is not a valid id")
+		}
+		args = append(args, q.DocumentID)
+		filter += fmt.Sprintf(" AND c.document_id = $%d", len(args))
+	}
+	// Both candidate lists in one round trip; the vector side orders by the
+	// same expression the HNSW index is built on, so the index serves it.
+	sql := fmt.Sprintf(`
+		(SELECT c.id, 'v' AS side, 1 - ((c.embedding::vector(%[1]d)) <=> $1::vector(%[1]d)) AS score
+		 FROM chunks c WHERE true %[2]s
+		 ORDER BY (c.embedding::vector(%[1]d)) <=> $1::vector(%[1]d) LIMIT $2)
+		UNION ALL
+		(SELECT c.id, 't', ts_rank(c.tsv, tq, 1)
+		 FROM chunks c, to_tsquery('simple', $3) tq WHERE $3 <> '' AND c.tsv @@ tq %[2]s
+		 ORDER BY 3 DESC LIMIT $2)`, dim, filter)
+
+	conn, err := ix.pool.Acquire(ctx)
+	if err != nil {
+		return nil, db.Translate(err, "chunks")
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, db.Translate(err, "chunks")
+	}
+	defer tx.Rollback(ctx)
+	if ix.EFSearch > 0 {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL hnsw.ef_search = %d", ix.EFSearch)); err != nil {
+			return nil, db.Translate(err, "chunks")
+		}
+	}
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, db.Translate(err, "chunks")
+	}
+	type cand struct {
+		fused float64
+	}
+	cands := map[string]*cand{}
+	var order []string
+	vr, tr := 0, 0
+	for rows.Next() {
+		var id, side string
+		var score float64
+		if err := rows.Scan(&id, &side, &score); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		c := cands[id]
+		if c == nil {
+			c = &cand{}
+			cands[id] = c
+			order = append(order, id)
+		}
+		if side == "v" {
+			vr++
+			c.fused += 1.0 / float64(rrfK+vr)
+		} else {
+			tr++
+			c.fused += 1.0 / float64(rrfK+tr)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, db.Translate(err, "chunks")
+	}
+	sort.SliceStable(order, func(i, j int) bool { return cands[order[i]].fused > cands[order[j]].fused })
+	if len(order) > q.K {
+		order = order[:q.K]
+	}
+	if len(order) == 0 {
+		return []Hit{}, tx.Commit(ctx)
+	}
+	hits, err := ix.load(ctx, tx, order, qv)
+	if err != nil {
+		return nil, err
+	}
+	qTokens := tokenSet(q.Text)
+	for i := range hits {
+		hits[i].Lexical = coverage(qTokens, hits[i].Question+" "+hits[i].Heading+" "+hits[i].Text)
+		hits[i].Score = Calibrate(hits[i].Vector, hits[i].Lexical)
+	}
+	return hits, tx.Commit(ctx)
+}
+
+// load fetches the hits' text and titles, in the given order.
+// Each hit's cosine similarity is computed here, so hits found only by the
+// full-text side have one too.
+func (ix *Index) load(ctx context.Context, tx pgx.Tx, ids []string, qv []float32) ([]Hit, error) {
+	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT c.id, c.document_id, d.title, c.heading, c.question, c.text,
+		1 - ((c.embedding::vector(%[1]d)) <=> $2::vector(%[1]d))
+		FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ANY($1)`, len(qv)), ids, pgvector.NewVector(qv))
+	if err != nil {
+		return nil, db.Translate(err, "chunks")
+	}
+	defer rows.Close()
+	byID := map[string]Hit{}
+	for rows.Next() {
+		var h Hit
+		if err := rows.Scan(&h.ChunkID, &h.DocumentID, &h.Title, &h.Heading, &h.Question, &h.Text, &h.Vector); err != nil {
+			return nil, err
+		}
+		byID[h.ChunkID] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.Translate(err, "chunks")
+	}
+	out := make([]Hit, 0, len(ids))
+	for _, id := range ids {
+		if h, ok := byID[id]; ok {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// tokenSet is the set of distinct analyzed tokens of text.
+func tokenSet(text string) map[string]bool {
+	set := map[string]bool{}
+	forEachToken(text, func(tok string) { set[tok] = true })
+	return set
+}
+
+// coverage is the share of the query's tokens found in text.
+func coverage(q map[string]bool, text string) float64 {
+	if len(q) == 0 {
+		return 0
+	}
+	t := tokenSet(text)
+	n := 0
+	for tok := range q {
+		if t[tok] {
+			n++
+		}
+	}
+	return float64(n) / float64(len(q))
+}
+
+// Calibrate maps a hit's cosine similarity and lexical coverage to a score in
+// [0, 1] that behaves like the probability that the hit answers the query.
+// The logistic's weights were fitted on FAQ retrieval data (see
+// docs/benchmarks.md); they are deliberately few so they carry over to other
+// knowledge bases.
+func Calibrate(vec, lex float64) float64 {
+	z := calibA*vec + calibB*lex + calibC
+	return 1 / (1 + math.Exp(-z))
+}
+
+// Calibration weights; see Calibrate.
+var (
+	calibA = 8.0
+	calibB = 3.0
+	calibC = -6.5
+)
