@@ -51,14 +51,16 @@ func (o ChunkOptions) normalized() ChunkOptions {
 	if o.MaxRunes <= 0 {
 		o.MaxRunes = DefaultMaxRunes
 	}
-	switch {
-	case o.OverlapRunes == 0:
+	// A negative overlap stays negative, so that normalising twice keeps
+	// meaning "none".
+	if o.OverlapRunes == 0 {
 		o.OverlapRunes = DefaultOverlapRunes
-	case o.OverlapRunes < 0:
-		o.OverlapRunes = 0
 	}
 	if limit := o.MaxRunes/2 - 1; o.OverlapRunes > limit {
-		o.OverlapRunes = max(limit, 0)
+		o.OverlapRunes = limit
+		if limit <= 0 {
+			o.OverlapRunes = -1
+		}
 	}
 	return o
 }
@@ -173,7 +175,7 @@ func (b *builder) flush() {
 // passages packs paragraphs into passages of at most MaxRunes, splitting a
 // paragraph that is longer on its own.
 func (b *builder) passages(paras []para) {
-	max := b.opt.MaxRunes
+	limit := b.opt.MaxRunes
 	var cur strings.Builder
 	curRunes := 0
 	path := slices.Clone(b.path)
@@ -186,14 +188,14 @@ func (b *builder) passages(paras []para) {
 	}
 	for _, p := range paras {
 		n := utf8.RuneCountInString(p.text)
-		if n > max {
+		if n > limit {
 			emit()
 			for _, piece := range splitLong(p.text, p.pre, b.opt) {
 				b.chunks = append(b.chunks, pendingChunk{path: path, text: piece})
 			}
 			continue
 		}
-		if curRunes > 0 && curRunes+2+n > max {
+		if curRunes > 0 && curRunes+2+n > limit {
 			emit()
 		}
 		if curRunes > 0 {
@@ -234,11 +236,11 @@ func (b *builder) result() []Chunk {
 // most MaxRunes, on sentence boundaries (lines for preformatted text) where
 // it can, carrying the last OverlapRunes of each piece into the next.
 func splitLong(text string, pre bool, opt ChunkOptions) []string {
-	max, overlap := opt.MaxRunes, opt.OverlapRunes
+	limit, overlap := opt.MaxRunes, max(opt.OverlapRunes, 0)
 	// Every unit must fit in a piece after the overlap and a separator.
-	unitMax := max - overlap - 1
+	unitMax := limit - overlap - 1
 	if unitMax < 1 {
-		unitMax, overlap = max, 0
+		unitMax, overlap = limit, 0
 	}
 	var units []string
 	var raw []string
@@ -260,7 +262,7 @@ func splitLong(text string, pre bool, opt ChunkOptions) []string {
 			continue
 		}
 		sep := joiner(cur, u, pre)
-		if curRunes+len(sep)+n <= max {
+		if curRunes+len(sep)+n <= limit {
 			cur += sep + u
 			curRunes += len(sep) + n
 			continue
@@ -303,15 +305,19 @@ func overlapTail(s string, n int, pre bool) string {
 	if n <= 0 {
 		return ""
 	}
+	trim := strings.TrimSpace
+	if pre { // keep the indentation of code
+		trim = func(s string) string { return strings.Trim(s, "\n") }
+	}
 	rs := []rune(s)
 	if len(rs) <= n {
-		return strings.TrimSpace(s)
+		return trim(s)
 	}
 	from := len(rs) - n
 	// The first boundary at or after from that leaves something to repeat.
 	for k := from; k < len(rs)-1; k++ {
 		if pre && rs[k-1] == '\n' || !pre && sentenceEndsAt(rs, k) {
-			if t := strings.TrimSpace(string(rs[k:])); t != "" {
+			if t := trim(string(rs[k:])); strings.TrimSpace(t) != "" {
 				return t
 			}
 		}
