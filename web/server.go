@@ -21,6 +21,8 @@ import (
 	"github.com/tandem-chat/tandem/internal/auth"
 	"github.com/tandem-chat/tandem/internal/errs"
 	"github.com/tandem-chat/tandem/internal/metrics"
+	"github.com/tandem-chat/tandem/knowledge"
+	"github.com/tandem-chat/tandem/retrieval"
 )
 
 // Deps is what the web layer needs from the rest of Tandem.
@@ -28,6 +30,8 @@ type Deps struct {
 	Pool          *pgxpool.Pool
 	Conversations *handoff.Service
 	Auth          *auth.Store
+	Knowledge     *knowledge.Service
+	Index         *retrieval.Index
 	Logger        *slog.Logger
 	Secret        string        // site secret for user_hash verification
 	PublicURL     string        // how browsers reach us; its origin is always allowed
@@ -101,6 +105,14 @@ func (s *Server) routes() {
 	api.Get("/conversations/:id", s.conversationAccess, s.getConversation)
 	api.Get("/conversations/:id/messages", s.conversationAccess, s.listMessages)
 	api.Post("/conversations/:id/messages", s.conversationAccess, s.postMessage)
+
+	editor := s.requireStaff(auth.RoleEditor)
+	api.Post("/knowledge/documents", editor, s.createDocument)
+	api.Get("/knowledge/documents", editor, s.listDocuments)
+	api.Get("/knowledge/documents/:id", editor, s.getDocument)
+	api.Put("/knowledge/documents/:id", editor, s.replaceDocument)
+	api.Delete("/knowledge/documents/:id", editor, s.deleteDocument)
+	api.Post("/knowledge/search", editor, s.searchKnowledge)
 
 	app.Get("/ws/conversations/:id", s.customerSocketUpgrade, s.customerSocket())
 

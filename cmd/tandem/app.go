@@ -18,6 +18,8 @@ import (
 	"github.com/tandem-chat/tandem/internal/auth"
 	"github.com/tandem-chat/tandem/internal/config"
 	"github.com/tandem-chat/tandem/internal/db"
+	"github.com/tandem-chat/tandem/knowledge"
+	"github.com/tandem-chat/tandem/retrieval"
 	"github.com/tandem-chat/tandem/web"
 )
 
@@ -47,12 +49,14 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 
 // Main is the running gateway, shared by the binary and the end-to-end tests.
 type Main struct {
-	Config *config.Config
-	Logger *slog.Logger
-	Pool   *pgxpool.Pool
-	Conv   *handoff.Service
-	Auth   *auth.Store
-	Web    *web.Server
+	Config    *config.Config
+	Logger    *slog.Logger
+	Pool      *pgxpool.Pool
+	Conv      *handoff.Service
+	Auth      *auth.Store
+	Index     *retrieval.Index
+	Knowledge *knowledge.Service
+	Web       *web.Server
 
 	ln     net.Listener
 	cancel context.CancelFunc
@@ -77,12 +81,18 @@ func NewMain(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Mai
 		pool.Reset()
 	}
 	m := &Main{Config: cfg, Logger: logger, Pool: pool}
+	m.Index, m.Knowledge, err = newKnowledge(ctx, cfg, pool, logger.Info)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
 	m.Auth = auth.NewStore(pool)
 	m.Conv = handoff.NewService(pool, handoff.Unconfigured{}, handoff.Options{
 		MaxTextRunes: cfg.MaxTextRunes, Logger: logger,
 	})
 	m.Web = web.New(web.Deps{
 		Pool: pool, Conversations: m.Conv, Auth: m.Auth, Logger: logger,
+		Knowledge: m.Knowledge, Index: m.Index,
 		Secret: cfg.Secret, PublicURL: cfg.PublicURL, Origins: cfg.Origins,
 		WaitTimeout: cfg.WaitTimeout, MaxTextRunes: cfg.MaxTextRunes,
 		Ready: func(ctx context.Context) error {

@@ -24,6 +24,9 @@ Usage:
   tandem serve              run the gateway (migrates first)
   tandem migrate            apply database migrations
   tandem user create --email E --password P --role agent[,editor,admin] [--name N]
+  tandem ingest [--tags a,b] PATH...   load documents and folders into the knowledge base
+  tandem reindex [--all]    re-embed chunks after a change of embedding model
+  tandem eval retrieval --bank F --queries F   retrieval quality on a FAQ bank
   tandem demo-users         create the demo accounts (local databases only)
 
 Run "tandem COMMAND --help" for a command's flags and settings.
@@ -42,6 +45,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdMigrate(ctx, args[1:], stdout, stderr)
 	case "user":
 		err = cmdUser(ctx, args[1:], stdout, stderr)
+	case "ingest":
+		err = cmdIngest(ctx, args[1:], stdout, stderr)
+	case "reindex":
+		err = cmdReindex(ctx, args[1:], stdout, stderr)
+	case "eval":
+		err = cmdEval(ctx, args[1:], stdout, stderr)
 	case "demo-users":
 		err = cmdDemoUsers(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
