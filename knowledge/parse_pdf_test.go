@@ -10,19 +10,22 @@ import (
 	"github.com/tandem-chat/tandem/knowledge"
 )
 
-func TestParsePDF(t *testing.T) {
+type pdfCase struct {
+	name      string
+	data      []byte
+	wantTitle string
+	want      []c
+}
+
+// pdfCases are readable PDFs and what they hold.
+func pdfCases() []pdfCase {
 	cjk := pdfDoc{cjk: []rune("可以退货吗？三十天内。")}
 	cjk.title = "退货"
 	cjk.pages = []pdfPage{{content: "BT /F2 12 Tf 72 740 Td " + cjk.cjkHex("可以退货吗？") + " Tj 0 -14 Td " + cjk.cjkHex("可以，三十天内。") + " Tj ET"}}
 	// The CJK font has no "，"; the code for it is skipped, which is what a
 	// reader of a font without that glyph would see too.
 
-	tests := []struct {
-		name      string
-		data      []byte
-		wantTitle string
-		want      []c
-	}{
+	return []pdfCase{
 		{
 			name: "LinesAndParagraphs",
 			data: buildPDF("Shipping FAQ", pdfLines(
@@ -87,7 +90,10 @@ func TestParsePDF(t *testing.T) {
 			want: []c{{text: "Version two."}},
 		},
 	}
-	for _, tt := range tests {
+}
+
+func TestParsePDF(t *testing.T) {
+	for _, tt := range pdfCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			p := mustParse(t, knowledge.PDF, string(tt.data), knowledge.ChunkOptions{})
 			if p.Title != tt.wantTitle {
@@ -116,7 +122,15 @@ func TestParsePDFLong(t *testing.T) {
 	}
 }
 
-func TestParsePDFErrors(t *testing.T) {
+type pdfErrorCase struct {
+	name string
+	data []byte
+	code errs.Code
+	msg  string
+}
+
+// pdfErrorCases are damaged and unreadable PDFs.
+func pdfErrorCases() []pdfErrorCase {
 	good := buildPDF("T", pdfLines("Hello."))
 	truncated := good[:len(good)/2]
 	noXref := bytes.Replace(good, []byte("startxref"), []byte("startxxxx"), 1)
@@ -127,12 +141,7 @@ func TestParsePDFErrors(t *testing.T) {
 	loop := bytes.Replace(buildPDF("", pdfLines("x")), []byte("/Kids [10 0 R]"), []byte("/Kids [2 0 R 2 0 R]"), 1)
 	encrypted := bytes.Replace(good, []byte("/Root 1 0 R"), []byte("/Root 1 0 R /Encrypt << /Filter /Secret /V 9 >> /ID [<01> <01>]"), 1)
 
-	tests := []struct {
-		name string
-		data []byte
-		code errs.Code
-		msg  string
-	}{
+	return []pdfErrorCase{
 		{"NotAPDF", []byte("hello, I am text"), errs.Invalid, "damaged or not a PDF"},
 		{"HeaderOnly", []byte("%PDF-1.7\n"), errs.Invalid, "damaged or not a PDF"},
 		{"Truncated", truncated, errs.Invalid, "damaged or not a PDF"},
@@ -144,7 +153,10 @@ func TestParsePDFErrors(t *testing.T) {
 		{"NoPages", buildPDF("Empty"), errs.Invalid, ""},
 		{"BrokenContentHasNoText", badStream, errs.Invalid, ""},
 	}
-	for _, tt := range tests {
+}
+
+func TestParsePDFErrors(t *testing.T) {
+	for _, tt := range pdfErrorCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := knowledge.Parse(knowledge.PDF, tt.data)
 			if err == nil {
