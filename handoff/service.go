@@ -34,6 +34,7 @@ type Service struct {
 	store     *store
 	hub       *Hub
 	listener  *Listener
+	pub       *Publisher
 	responder Responder
 	log       *slog.Logger
 	opt       Options
@@ -81,6 +82,7 @@ func NewService(pool *pgxpool.Pool, responder Responder, opt Options) *Service {
 		locks:     map[string]*convLock{},
 	}
 	s.turnCtx, s.stop = context.WithCancel(context.Background())
+	s.pub = newPublisher(pool, opt.Logger)
 	s.listener = &Listener{pool: pool, hub: s.hub, log: opt.Logger, ready: make(chan struct{}),
 		load: func(ctx context.Context, id string, seq int64) (*Message, error) {
 			return s.store.messageBySeq(ctx, id, seq)
@@ -95,7 +97,17 @@ func (s *Service) SetResponder(r Responder) { s.responder = r }
 func (s *Service) Hub() *Hub { return s.hub }
 
 // Run listens for committed events until ctx ends.
-func (s *Service) Run(ctx context.Context) { s.listener.Run(ctx) }
+func (s *Service) Run(ctx context.Context) {
+	go s.pub.Run(ctx)
+	s.listener.Run(ctx)
+}
+
+// publish sends committed events to every instance.
+func (s *Service) publish(evs []Event) {
+	for _, ev := range evs {
+		s.pub.Publish(ev.ConversationID, ev)
+	}
+}
 
 // Ready is closed once events from the database flow into the hub.
 func (s *Service) Ready() <-chan struct{} { return s.listener.Ready() }
@@ -152,6 +164,11 @@ func (s *Service) AuthorizeCustomer(ctx context.Context, id, token string) error
 		return err
 	}
 	if owner != id {
+		// An unknown conversation is not found whoever asks; a known one is
+		// forbidden to another conversation's token.
+		if _, err := s.store.conversation(ctx, s.pool, id); err != nil {
+			return err
+		}
 		return errs.Errorf(errs.Forbidden, "the token does not open this conversation")
 	}
 	return nil
@@ -209,8 +226,9 @@ func (s *Service) PostMessage(ctx context.Context, convID string, author Author,
 			return nil, err
 		}
 	}
+	var evs []Event
 	if author.Role == RoleCustomer && conv.State == StateClosed {
-		if err := s.transition(ctx, tx, conv, StateBot, "", RoleCustomer, map[string]any{"reason": "customer_wrote_again"}); err != nil {
+		if err := s.transition(ctx, tx, conv, StateBot, "", RoleCustomer, map[string]any{"reason": "customer_wrote_again"}, &evs); err != nil {
 			return nil, err
 		}
 	}
@@ -221,6 +239,7 @@ func (s *Service) PostMessage(ctx context.Context, convID string, author Author,
 	if err := tx.Commit(ctx); err != nil {
 		return nil, db.Translate(err, "message")
 	}
+	s.publish(append(evs, messageEvent(m)))
 	metrics.Messages.WithLabelValues(m.Role).Inc()
 	res := &PostResult{Message: *m, Created: true, State: conv.State}
 	if author.Role == RoleCustomer && conv.State == StateBot {
@@ -229,8 +248,14 @@ func (s *Service) PostMessage(ctx context.Context, convID string, author Author,
 	return res, nil
 }
 
-// transition changes the state inside tx and records the event.
-func (s *Service) transition(ctx context.Context, tx pgx.Tx, conv *Conversation, to State, actorID, actorRole string, data map[string]any) error {
+// messageEvent is the event that announces a stored message.
+func messageEvent(m *Message) Event {
+	return Event{Type: EventMessage, ConversationID: m.ConversationID, Seq: m.Seq, Message: m}
+}
+
+// transition changes the state inside tx, records the event and appends it
+// to evs for publishing after commit.
+func (s *Service) transition(ctx context.Context, tx pgx.Tx, conv *Conversation, to State, actorID, actorRole string, data map[string]any, evs *[]Event) error {
 	now := s.opt.Now()
 	var q string
 	switch to {
@@ -260,6 +285,7 @@ func (s *Service) transition(ctx context.Context, tx pgx.Tx, conv *Conversation,
 	if err := s.store.insertEvent(ctx, tx, ev, actorID, actorRole); err != nil {
 		return err
 	}
+	*evs = append(*evs, *ev)
 	conv.State = to
 	return nil
 }
@@ -296,7 +322,8 @@ func (s *Service) Subscribe(convID string, buf int) *Subscription {
 
 // Typing tells the conversation's other side that role is typing.
 func (s *Service) Typing(ctx context.Context, convID, role string) error {
-	return notifyNow(ctx, s.pool, convID, Event{Type: EventTyping, ConversationID: convID, Role: role})
+	s.pub.Publish(convID, Event{Type: EventTyping, ConversationID: convID, Role: role})
+	return nil
 }
 
 // lockConv serialises bot turns of one conversation in this process, so
@@ -357,7 +384,7 @@ func (s *Service) runTurn(ctx context.Context, convID string, msg Message) error
 			if delta == "" {
 				return
 			}
-			_ = notifyNow(ctx, s.pool, convID, Event{Type: EventBotDelta, ConversationID: convID, Delta: delta, Role: RoleBot})
+			s.pub.Publish(convID, Event{Type: EventBotDelta, ConversationID: convID, Delta: delta, Role: RoleBot})
 		}}
 	reply, err := s.responder.Respond(ctx, turn)
 	if err != nil {
@@ -397,21 +424,24 @@ func (s *Service) applyReply(ctx context.Context, convID string, reply Reply) er
 	if role == "" {
 		role = RoleBot
 	}
+	var evs []Event
 	if strings.TrimSpace(reply.Text) != "" {
 		m := &Message{ConversationID: convID, Role: role, Text: reply.Text, Meta: reply.Meta}
 		if err := s.store.insertMessage(ctx, tx, m); err != nil {
 			return err
 		}
+		evs = append(evs, messageEvent(m))
 	}
 	if e := reply.Escalate; e != nil {
 		data := map[string]any{"reason": e.Reason, "team": e.Team, "priority": e.Priority, "escalation": e}
-		if err := s.transition(ctx, tx, conv, StateQueued, "", RoleBot, data); err != nil {
+		if err := s.transition(ctx, tx, conv, StateQueued, "", RoleBot, data, &evs); err != nil {
 			return err
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return db.Translate(err, "conversation")
 	}
+	s.publish(evs)
 	metrics.Messages.WithLabelValues(role).Inc()
 	if reply.Escalate != nil {
 		metrics.Handoffs.WithLabelValues(reply.Escalate.Reason).Inc()

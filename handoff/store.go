@@ -172,7 +172,7 @@ func (s *store) insertMessage(ctx context.Context, tx pgx.Tx, m *Message) error 
 	if m.AuthorID != "" && m.AuthorName == "" {
 		_ = tx.QueryRow(ctx, `SELECT display_name FROM users WHERE id = $1`, m.AuthorID).Scan(&m.AuthorName)
 	}
-	return notify(ctx, tx, m.ConversationID, Event{Type: EventMessage, ConversationID: m.ConversationID, Seq: seq, Message: m})
+	return nil
 }
 
 // insertEvent records a transcript event (a state change and the like).
@@ -206,7 +206,7 @@ func (s *store) insertEvent(ctx context.Context, tx pgx.Tx, ev *Event, actorID, 
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, ev.ConversationID, seq, ev.Type, actor, actorRole, data, now); err != nil {
 		return db.Translate(err, "event")
 	}
-	return notify(ctx, tx, ev.ConversationID, *ev)
+	return nil
 }
 
 func (s *store) messages(ctx context.Context, convID string, after int64, limit int) ([]Message, error) {

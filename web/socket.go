@@ -223,24 +223,8 @@ func (s *Server) customerSocket() fiber.Handler {
 // forwards live events, each exactly once, with pings between.
 func (s *Server) conversationWriter(ctx context.Context, k *socket, id string, after int64, sub *handoff.Subscription, role string) {
 	last := after
-	for {
-		evs, err := s.deps.Conversations.Replay(ctx, id, last, replayPage)
-		if err != nil {
-			s.log.Warn("ws: replay", "conversation_id", id, "error", err)
-			k.close(closeTryAgain, "temporarily unavailable; reconnect")
-			return
-		}
-		for _, ev := range evs {
-			b, _ := json.Marshal(ev)
-			if err := k.write(b); err != nil {
-				k.close(closeNormal, "")
-				return
-			}
-			last = ev.Seq
-		}
-		if len(evs) < replayPage {
-			break
-		}
+	if !s.fill(ctx, k, id, &last) {
+		return
 	}
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
@@ -268,6 +252,16 @@ func (s *Server) conversationWriter(ctx context.Context, k *socket, id string, a
 			if ev.Seq > 0 && ev.Seq <= last {
 				continue // already sent by the replay
 			}
+			if ev.Seq > last+1 {
+				// Events are published after commit, so one may overtake
+				// another; fill the gap from the database, in order.
+				if !s.fill(ctx, k, id, &last) {
+					return
+				}
+				if ev.Seq <= last {
+					continue
+				}
+			}
 			if ev.Type == handoff.EventTyping && ev.Role == role {
 				continue // one's own typing
 			}
@@ -284,6 +278,30 @@ func (s *Server) conversationWriter(ctx context.Context, k *socket, id string, a
 				k.close(closeNormal, "")
 				return
 			}
+		}
+	}
+}
+
+// fill sends every stored event after *last, in order, advancing *last. It
+// reports false when the socket was closed.
+func (s *Server) fill(ctx context.Context, k *socket, id string, last *int64) bool {
+	for {
+		evs, err := s.deps.Conversations.Replay(ctx, id, *last, replayPage)
+		if err != nil {
+			s.log.Warn("ws: replay", "conversation_id", id, "error", err)
+			k.close(closeTryAgain, "temporarily unavailable; reconnect")
+			return false
+		}
+		for _, ev := range evs {
+			b, _ := json.Marshal(ev)
+			if err := k.write(b); err != nil {
+				k.close(closeNormal, "")
+				return false
+			}
+			*last = ev.Seq
+		}
+		if len(evs) < replayPage {
+			return true
 		}
 	}
 }

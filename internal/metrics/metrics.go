@@ -42,6 +42,11 @@ var (
 	Handoffs = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "tandem_handoffs_total", Help: "Conversations handed to people, by reason.",
 	}, []string{"reason"})
+	// NotifyDropped counts events not published because the queue was full
+	// (subscribers recover them from the database by seq).
+	NotifyDropped = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tandem_notify_dropped_total", Help: "Events not published because the publish queue was full.",
+	})
 	// NotifyReconnects counts reconnections of the LISTEN connection.
 	NotifyReconnects = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tandem_notify_reconnects_total", Help: "Reconnections of the LISTEN/NOTIFY connection.",
