@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/crypto/argon2"
 
 	"github.com/tandem-chat/tandem/internal/auth"
 	"github.com/tandem-chat/tandem/internal/config"
@@ -942,6 +945,22 @@ func (s *server) login(t *testing.T, email, password string) *response {
 	return s.do(t, "POST", "/api/v1/auth/login", "", map[string]string{"email": email, "password": password})
 }
 
+// cheapenPassword replaces a user's stored hash with an argon2id hash of the
+// same password at minimal cost. CheckPassword reads the cost from the hash,
+// and at the production cost every sign-in takes about a second under the
+// race detector; the real cost is covered by TestUserCreateCommand.
+func cheapenPassword(t *testing.T, pool *pgxpool.Pool, email, password string) {
+	t.Helper()
+	salt := []byte("cheap-test-salt!")
+	key := argon2.IDKey([]byte(password), salt, 1, 8, 1, 32)
+	hash := fmt.Sprintf("$argon2id$v=%d$m=8,t=1,p=1$%s$%s", argon2.Version,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
+	tag, err := pool.Exec(context.Background(), `UPDATE users SET password_hash = $1 WHERE email = $2`, hash, email)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("cheapen password of %s: %v (%d rows)", email, err, tag.RowsAffected())
+	}
+}
+
 func TestStaffAuth(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, dbtest.New(t))
@@ -955,6 +974,8 @@ func TestStaffAuth(t *testing.T) {
 	if _, err := store.CreateUser(ctx, auth.NewUser{Email: "editor@example.com", Password: password, Roles: []string{auth.RoleEditor}}); err != nil {
 		t.Fatal(err)
 	}
+	cheapenPassword(t, s.Pool, "agent@example.com", password)
+	cheapenPassword(t, s.Pool, "editor@example.com", password)
 	token := func(t *testing.T, email string) string {
 		var out struct{ Token string }
 		s.login(t, email, password).expect(t, http.StatusOK).decode(t, &out)
@@ -1053,6 +1074,7 @@ func TestLoginRateLimit(t *testing.T) {
 	if _, err := auth.NewStore(s.Pool).CreateUser(context.Background(), auth.NewUser{Email: "agent@example.com", Password: password, Roles: []string{auth.RoleAgent}}); err != nil {
 		t.Fatal(err)
 	}
+	cheapenPassword(t, s.Pool, "agent@example.com", password)
 	for i := 1; i <= 10; i++ {
 		if r := s.login(t, "agent@example.com", "wrong password"); r.status != http.StatusUnauthorized {
 			t.Fatalf("failed login %d: status %d, want 401: %s", i, r.status, r.body)
