@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# bench.sh: what `make bench` does: run the Go benchmarks against the local
+# PostgreSQL and write their figures into docs/benchmarks.md.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+. scripts/lib.sh
+need_go
+if [ -z "${TANDEM_TEST_DATABASE_URL:-}" ]; then
+  if [ -n "${DATABASE_URL:-}" ]; then export TANDEM_TEST_DATABASE_URL=$DATABASE_URL
+  else TANDEM_TEST_DATABASE_URL=$(local_db); export TANDEM_TEST_DATABASE_URL; fi
+fi
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+# Conversation throughput: a fixed count of messages, so runs compare.
+go test -run '^$' -bench 'MessagesREST|DeliveryWebSocket' -benchtime 5000x -count 1 ./cmd/tandem/ | tee -a "$out"
+# Package benchmarks (embedder, classifier, search) where they exist.
+go test -run '^$' -bench . -benchtime 1s -count 1 ./retrieval/ ./bot/ ./knowledge/ 2>/dev/null | grep -E '^(Benchmark|ok|PASS)' | tee -a "$out" || true
+go run ./scripts/benchdoc "$out" docs/benchmarks.md
+echo "wrote docs/benchmarks.md"
