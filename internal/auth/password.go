@@ -48,7 +48,9 @@ func CheckPassword(encoded, password string) bool {
 		return false
 	}
 	want, err := base64.RawStdEncoding.DecodeString(parts[5])
-	if err != nil || len(want) == 0 || m > 1<<20 || t > 20 {
+	// argon2 panics on zero time or threads; a stored hash must never
+	// crash a sign-in.
+	if err != nil || len(want) == 0 || m > 1<<20 || t < 1 || t > 20 || p < 1 {
 		return false
 	}
 	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
