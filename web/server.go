@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tandem-chat/tandem/bot"
 	"github.com/tandem-chat/tandem/handoff"
 	"github.com/tandem-chat/tandem/internal/auth"
 	"github.com/tandem-chat/tandem/internal/errs"
@@ -32,6 +33,7 @@ type Deps struct {
 	Auth          *auth.Store
 	Knowledge     *knowledge.Service
 	Index         *retrieval.Index
+	Bot           *bot.Bot
 	Logger        *slog.Logger
 	Secret        string        // site secret for user_hash verification
 	PublicURL     string        // how browsers reach us; its origin is always allowed
@@ -114,7 +116,18 @@ func (s *Server) routes() {
 	api.Delete("/knowledge/documents/:id", editor, s.deleteDocument)
 	api.Post("/knowledge/search", editor, s.searchKnowledge)
 
+	admin := s.requireStaff(auth.RoleAdmin)
+	api.Post("/bot/preview", editor, s.previewBot)
+	api.Get("/bot/policy", editor, s.getPolicy)
+	api.Put("/bot/policy", admin, s.putPolicy)
+	api.Get("/intents", editor, s.getIntents)
+	api.Put("/intents", admin, s.putIntents)
+	api.Post("/intents/import", admin, s.importIntents)
+	api.Get("/reports/unanswered", editor, s.unanswered)
+	api.Post("/reports/unanswered/:id/resolve", editor, s.resolveUnanswered)
+
 	app.Get("/ws/conversations/:id", s.customerSocketUpgrade, s.customerSocket())
+	s.pages() // the browser pages and /widget.js (pages.go)
 
 	app.Use(func(c *fiber.Ctx) error {
 		return errs.Errorf(errs.NotFound, "no route for %s %s", c.Method(), c.Path())

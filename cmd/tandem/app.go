@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tandem-chat/tandem/bot"
 	"github.com/tandem-chat/tandem/handoff"
 	"github.com/tandem-chat/tandem/internal/auth"
 	"github.com/tandem-chat/tandem/internal/config"
@@ -56,9 +57,11 @@ type Main struct {
 	Auth      *auth.Store
 	Index     *retrieval.Index
 	Knowledge *knowledge.Service
+	Bot       *bot.Bot
 	Web       *web.Server
 
 	ln     net.Listener
+	bg     context.Context // lives until Close
 	cancel context.CancelFunc
 	served chan error
 }
@@ -87,12 +90,23 @@ func NewMain(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Mai
 		return nil, err
 	}
 	m.Auth = auth.NewStore(pool)
-	m.Conv = handoff.NewService(pool, handoff.Unconfigured{}, handoff.Options{
+	m.bg, m.cancel = context.WithCancel(context.Background())
+	var llm *bot.LLM
+	if cfg.LLMEnabled() {
+		llm = bot.NewLLM(bot.LLMConfig{BaseURL: cfg.LLMBaseURL, APIKey: cfg.LLMAPIKey, Model: cfg.LLMModel, Timeout: cfg.LLMTimeout})
+	}
+	m.Bot = bot.New(pool, m.Index, bot.Options{LLM: llm, Logger: logger})
+	if err := m.Bot.Start(m.bg); err != nil {
+		m.cancel()
+		pool.Close()
+		return nil, err
+	}
+	m.Conv = handoff.NewService(pool, m.Bot, handoff.Options{
 		MaxTextRunes: cfg.MaxTextRunes, Logger: logger,
 	})
 	m.Web = web.New(web.Deps{
 		Pool: pool, Conversations: m.Conv, Auth: m.Auth, Logger: logger,
-		Knowledge: m.Knowledge, Index: m.Index,
+		Knowledge: m.Knowledge, Index: m.Index, Bot: m.Bot,
 		Secret: cfg.Secret, PublicURL: cfg.PublicURL, Origins: cfg.Origins,
 		WaitTimeout: cfg.WaitTimeout, MaxTextRunes: cfg.MaxTextRunes,
 		Ready: func(ctx context.Context) error {
@@ -120,9 +134,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen %s: %w", m.Config.Addr, err)
 	}
 	m.ln = ln
-	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	m.cancel = cancel
-	go m.Conv.Run(bg)
+	go m.Conv.Run(m.bg)
 	select {
 	case <-m.Conv.Ready():
 	case <-time.After(10 * time.Second):

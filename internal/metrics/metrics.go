@@ -38,6 +38,10 @@ var (
 		Name: "tandem_bot_turn_duration_seconds", Help: "Bot turn latency, from the customer's message to the reply's commit.",
 		Buckets: []float64{.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	})
+	// LLMFallbacks counts bot turns answered in local mode because the LLM failed.
+	LLMFallbacks = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tandem_llm_fallbacks_total", Help: "Bot turns answered locally because the LLM failed.",
+	})
 	// Handoffs counts escalations to people by reason.
 	Handoffs = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "tandem_handoffs_total", Help: "Conversations handed to people, by reason.",

@@ -1,0 +1,224 @@
+package bot
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tandem-chat/tandem/internal/db"
+	"github.com/tandem-chat/tandem/internal/errs"
+)
+
+// Intent actions.
+const (
+	ActionAnswer   = "answer"
+	ActionEscalate = "escalate"
+)
+
+// Built-in intent names.
+const (
+	IntentHuman     = "human"
+	IntentGreeting  = "greeting"
+	IntentThanks    = "thanks"
+	IntentGoodbye   = "goodbye"
+	IntentComplaint = "complaint"
+)
+
+// Intent is a customer intention the bot recognises, with what to do about it.
+type Intent struct {
+	Name     string   `json:"name"`
+	Examples []string `json:"examples"`
+	Action   string   `json:"action"`
+	Team     string   `json:"team,omitempty"`
+	Priority int      `json:"priority"`
+	Builtin  bool     `json:"builtin"`
+}
+
+// builtinIntents ship with Tandem, in English and Chinese; admins may
+// change their examples, action and team.
+var builtinIntents = []Intent{
+	{Name: IntentHuman, Action: ActionEscalate, Priority: 1, Examples: []string{
+		"I want to talk to a person", "talk to a human", "can I speak to an agent", "real person please",
+		"connect me to customer service", "I need a human agent", "let me talk to someone", "agent",
+		"human please", "speak to a representative", "is there a real person there", "transfer me to support staff",
+		"转人工", "人工客服", "我要找人工", "请帮我转接客服", "我想和真人说话", "有没有人工服务", "找客服",
+	}},
+	{Name: IntentGreeting, Action: ActionAnswer, Examples: []string{
+		"hi", "hello", "hey there", "good morning", "good afternoon", "hello, anyone there?", "hiya",
+		"你好", "您好", "嗨", "早上好", "在吗", "哈喽",
+	}},
+	{Name: IntentThanks, Action: ActionAnswer, Examples: []string{
+		"thanks", "thank you", "thanks a lot", "great, thank you", "that helped, thanks", "cheers", "much appreciated",
+		"谢谢", "多谢", "非常感谢", "好的谢谢", "感谢你的帮助",
+	}},
+	{Name: IntentGoodbye, Action: ActionAnswer, Examples: []string{
+		"bye", "goodbye", "see you", "that's all", "have a nice day", "I'm done, bye", "nothing else, thanks bye",
+		"再见", "拜拜", "没有其他问题了", "就这样吧再见",
+	}},
+	{Name: IntentComplaint, Action: ActionEscalate, Priority: 1, Examples: []string{
+		"I want to make a complaint", "this is unacceptable", "I am very unhappy with your service",
+		"I want to file a formal complaint", "your service is terrible", "I'm furious about this",
+		"I will report you", "this is the worst experience", "I demand a refund now", "I've been waiting for weeks and nobody helps",
+		"我要投诉", "你们的服务太差了", "太过分了", "我非常不满意", "我要举报你们", "简直无法接受",
+	}},
+}
+
+// IntentStore keeps intents in PostgreSQL.
+type IntentStore struct {
+	pool *pgxpool.Pool
+}
+
+// NewIntentStore returns a store over pool.
+func NewIntentStore(pool *pgxpool.Pool) *IntentStore { return &IntentStore{pool: pool} }
+
+// SeedBuiltins adds the built-in intents that are missing; it leaves ones an
+// admin changed alone.
+func (s *IntentStore) SeedBuiltins(ctx context.Context) error {
+	for _, in := range builtinIntents {
+		if _, err := s.pool.Exec(ctx, `INSERT INTO intents (name, examples, action, team, priority, builtin)
+			VALUES ($1, $2, $3, $4, $5, true) ON CONFLICT (name) DO NOTHING`,
+			in.Name, in.Examples, in.Action, in.Team, in.Priority); err != nil {
+			return db.Translate(err, "intent")
+		}
+	}
+	return nil
+}
+
+// List returns every intent by name.
+func (s *IntentStore) List(ctx context.Context) ([]Intent, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name, examples, action, team, priority, builtin FROM intents ORDER BY name`)
+	if err != nil {
+		return nil, db.Translate(err, "intents")
+	}
+	defer rows.Close()
+	out := []Intent{}
+	for rows.Next() {
+		var in Intent
+		if err := rows.Scan(&in.Name, &in.Examples, &in.Action, &in.Team, &in.Priority, &in.Builtin); err != nil {
+			return nil, err
+		}
+		out = append(out, in)
+	}
+	return out, db.Translate(rows.Err(), "intents")
+}
+
+// Version returns a value that changes whenever the intents change, so that
+// every instance retrains when another one saved new intents.
+func (s *IntentStore) Version(ctx context.Context) (string, error) {
+	var n int
+	var t time.Time
+	err := s.pool.QueryRow(ctx, `SELECT count(*), coalesce(max(updated_at), 'epoch') FROM intents`).Scan(&n, &t)
+	if err != nil {
+		return "", db.Translate(err, "intents")
+	}
+	return t.UTC().Format(time.RFC3339Nano) + "/" + strconv.Itoa(n), nil
+}
+
+// ValidateIntents checks a full set of intents. Returns Invalid.
+func ValidateIntents(ins []Intent) error {
+	seen := map[string]bool{}
+	for i, in := range ins {
+		in.Name = strings.TrimSpace(in.Name)
+		if in.Name == "" || utf8.RuneCountInString(in.Name) > 64 {
+			return errs.Errorf(errs.Invalid, "intent %d: name must be 1 to 64 characters", i+1)
+		}
+		if in.Name == IntentNone || in.Name == IntentOOS {
+			return errs.Errorf(errs.Invalid, "intent %d: %q is reserved", i+1, in.Name)
+		}
+		if seen[in.Name] {
+			return errs.Errorf(errs.Invalid, "intent %q appears twice", in.Name)
+		}
+		seen[in.Name] = true
+		if in.Action == "" {
+			in.Action = ActionAnswer
+		}
+		if in.Action != ActionAnswer && in.Action != ActionEscalate {
+			return errs.Errorf(errs.Invalid, "intent %q: action must be answer or escalate", in.Name)
+		}
+		if len(in.Examples) > 5000 {
+			return errs.Errorf(errs.Invalid, "intent %q: at most 5000 examples", in.Name)
+		}
+		for _, e := range in.Examples {
+			if strings.TrimSpace(e) == "" || utf8.RuneCountInString(e) > 1000 || !utf8.ValidString(e) {
+				return errs.Errorf(errs.Invalid, "intent %q: every example must be 1 to 1000 characters of text", in.Name)
+			}
+		}
+		if in.Priority < 0 || in.Priority > 100 {
+			return errs.Errorf(errs.Invalid, "intent %q: priority must be 0 to 100", in.Name)
+		}
+	}
+	return nil
+}
+
+// Replace stores ins as the complete set of intents, in one transaction.
+// Built-in intents left out keep existing (they can be changed, not
+// removed). Returns Invalid.
+func (s *IntentStore) Replace(ctx context.Context, ins []Intent) error {
+	if err := ValidateIntents(ins); err != nil {
+		return err
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return db.Translate(err, "intents")
+	}
+	defer tx.Rollback(ctx)
+	names := make([]string, 0, len(ins))
+	for _, in := range ins {
+		name := strings.TrimSpace(in.Name)
+		names = append(names, name)
+		action := in.Action
+		if action == "" {
+			action = ActionAnswer
+		}
+		examples := in.Examples
+		if examples == nil {
+			examples = []string{}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO intents (name, examples, action, team, priority, updated_at)
+			VALUES ($1, $2, $3, $4, $5, now())
+			ON CONFLICT (name) DO UPDATE SET examples = $2, action = $3, team = $4, priority = $5, updated_at = now()`,
+			name, examples, action, strings.TrimSpace(in.Team), in.Priority); err != nil {
+			return db.Translate(err, "intent")
+		}
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM intents WHERE NOT builtin AND NOT (name = ANY($1))`, names); err != nil {
+		return db.Translate(err, "intents")
+	}
+	// Bump the version even when only deletions happened.
+	if _, err := tx.Exec(ctx, `UPDATE intents SET updated_at = now() WHERE name = (SELECT min(name) FROM intents)`); err != nil {
+		return db.Translate(err, "intents")
+	}
+	return db.Translate(tx.Commit(ctx), "intents")
+}
+
+// Import adds labelled examples ({text, intent} records) to the intents
+// they name, creating intents that do not exist with action answer. It
+// returns how many examples were added.
+func (s *IntentStore) Import(ctx context.Context, examples []Example) (int, error) {
+	by := map[string][]string{}
+	for _, e := range examples {
+		if e.Intent == IntentOOS || e.Intent == "" {
+			continue
+		}
+		by[e.Intent] = append(by[e.Intent], e.Text)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, db.Translate(err, "intents")
+	}
+	defer tx.Rollback(ctx)
+	n := 0
+	for name, ex := range by {
+		if _, err := tx.Exec(ctx, `INSERT INTO intents (name, examples) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET examples = (SELECT array_agg(DISTINCT e) FROM unnest(intents.examples || $2) e),
+				updated_at = now()`, name, ex); err != nil {
+			return 0, db.Translate(err, "intent")
+		}
+		n += len(ex)
+	}
+	return n, db.Translate(tx.Commit(ctx), "intents")
+}
