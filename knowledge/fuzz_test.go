@@ -3,6 +3,7 @@ package knowledge_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/tandem-chat/tandem/internal/errs"
 	"github.com/tandem-chat/tandem/knowledge"
@@ -57,7 +58,21 @@ func seeds() map[knowledge.Format][][]byte {
 // user-facing error.
 func checkFuzz(t *testing.T, f knowledge.Format, data []byte, maxRunes, overlap int16) {
 	opt := knowledge.ChunkOptions{MaxRunes: int(maxRunes), OverlapRunes: int(overlap)}
-	p, err := knowledge.ParseWith(f, data, opt)
+	// A hang is a failure too; the fuzzer would only stall on one.
+	var (
+		p    *knowledge.Parsed
+		err  error
+		done = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		p, err = knowledge.ParseWith(f, data, opt)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: parsing %d bytes took over 10s", f, len(data))
+	}
 	if err != nil {
 		var e *errs.Error
 		if !errors.As(err, &e) || e.Message == "" {
@@ -127,5 +142,19 @@ func FuzzDetectFormat(f *testing.F) {
 		if !found {
 			t.Fatalf("unknown format %q", format)
 		}
+	})
+}
+
+// FuzzPDFContent fuzzes the drawing operators inside a valid PDF, which
+// byte-level fuzzing of whole files seldom reaches.
+func FuzzPDFContent(f *testing.F) {
+	f.Add(pdfLines("Hello there.", "", "Second paragraph."), "")
+	f.Add("BT /F1 12 Tf 72 700 Td [(Ker)-20(ned)-300(x)] TJ ET", "")
+	f.Add("BT /F1 10 Tf 14 TL 1 0 0 1 72 700 Tm (a) Tj T* (b) ' 1 2 (c) \" ET", "")
+	f.Add("q 1 0 0 1 0 0 cm /Fm1 Do Q", pdfLines("In a form."))
+	f.Add("q 2 0 0 2 0 0 cm /Fm1 Do /Fm1 Do Q Q Q", "/Fm1 Do BT /F2 9 Tf <0001> Tj ET")
+	f.Fuzz(func(t *testing.T, content, form string) {
+		doc := pdfDoc{cjk: []rune("你好"), pages: []pdfPage{{content: content, forms: map[string]string{"Fm1": form}}}}
+		checkFuzz(t, knowledge.PDF, doc.bytes(), 0, 0)
 	})
 }

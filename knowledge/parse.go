@@ -163,9 +163,10 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(cleanChars(s)), " ")
 }
 
+var lineBreaks = strings.NewReplacer("\r\n", "\n", "\r", "\n", "\u2028", "\n", "\u2029", "\n")
+
 func cleanChars(s string) string {
-	s = strings.ToValidUTF8(s, "")
-	s = strings.NewReplacer("\r\n", "\n", "\r", "\n", "\u2028", "\n", "\u2029", "\n").Replace(s)
+	s = lineBreaks.Replace(strings.ToValidUTF8(s, ""))
 	return strings.Map(func(r rune) rune {
 		switch {
 		case r == '\n' || r == '\t':

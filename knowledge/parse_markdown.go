@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 )
 
+var crlf = strings.NewReplacer("\r\n", "\n", "\r", "\n")
+
 var (
 	atxHeading     = regexp.MustCompile(`^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$`)
 	atxClosing     = regexp.MustCompile(`(?:^|[ \t]+)#+$`)
@@ -40,7 +42,7 @@ var (
 // inline syntax to its text. A question heading with a short answer, "Q:"
 // / "A:" paragraphs and bold questions become FAQ pairs.
 func parseMarkdown(s string, opt ChunkOptions) *Parsed {
-	s = strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(s)
+	s = crlf.Replace(s)
 	title, s := frontMatter(s)
 	s = htmlComment.ReplaceAllString(s, "")
 
@@ -98,10 +100,16 @@ func parseMarkdown(s string, opt ChunkOptions) *Parsed {
 			line = strings.TrimPrefix(t[1:], " ")
 		}
 		trimmed := strings.TrimSpace(line)
+		// Cheap tests of the first character spare the regular expressions
+		// on most lines.
+		var first byte
+		if trimmed != "" {
+			first = trimmed[0]
+		}
 		switch {
 		case trimmed == "":
 			flushPara()
-		case atxHeading.MatchString(line):
+		case first == '#' && atxHeading.MatchString(line):
 			flushPara()
 			m := atxHeading.FindStringSubmatch(line)
 			text := atxClosing.ReplaceAllString(headingAttrs.ReplaceAllString(m[2], ""), "")
@@ -110,7 +118,7 @@ func parseMarkdown(s string, opt ChunkOptions) *Parsed {
 				title = text
 			}
 			b.heading(len(m[1]), text)
-		case len(lines) > 0 && !breaks[0] && (setextH1.MatchString(line) || setextH2.MatchString(line)):
+		case (first == '=' || first == '-') && len(lines) > 0 && !breaks[0] && (setextH1.MatchString(line) || setextH2.MatchString(line)):
 			level := 1
 			if setextH2.MatchString(line) {
 				level = 2
@@ -121,11 +129,11 @@ func parseMarkdown(s string, opt ChunkOptions) *Parsed {
 				title = text
 			}
 			b.heading(level, text)
-		case thematicBreak.MatchString(line):
+		case (first == '-' || first == '*' || first == '_') && thematicBreak.MatchString(line):
 			flushPara()
-		case refDefinition.MatchString(line), tableDelimiter.MatchString(line) && strings.Contains(line, "|"):
+		case first == '[' && refDefinition.MatchString(line), strings.Contains(line, "|") && tableDelimiter.MatchString(line):
 			// Link targets and table rules carry no text.
-		case listItem.MatchString(line):
+		case (first == '-' || first == '*' || first == '+' || first >= '0' && first <= '9') && listItem.MatchString(line):
 			m := listItem.FindStringSubmatch(line)
 			item := taskBox.ReplaceAllString(line[len(m[0]):], "")
 			marker := "- "
@@ -220,35 +228,49 @@ func inlineText(s string) string {
 	if s == "" {
 		return s
 	}
-	s = mdEscape.ReplaceAllStringFunc(s, func(e string) string {
-		return string(rune(0xE000 + strings.Index(mdEscapable, e[1:])))
-	})
-	s = mdImage.ReplaceAllString(s, "$1")
-	s = mdLink.ReplaceAllString(s, "$1")
-	s = mdRefLink.ReplaceAllString(s, "$1")
-	s = mdAutolink.ReplaceAllString(s, "$1")
-	s = mdHTMLTag.ReplaceAllStringFunc(s, func(tag string) string {
-		if strings.HasPrefix(strings.ToLower(tag), "<br") {
-			return " "
-		}
-		return ""
-	})
-	s = mdStrong.ReplaceAllString(s, "")
-	s = mdEmStar.ReplaceAllString(s, "$1$2")
-	s = mdEmUnder.ReplaceAllString(s, "$1$2$3")
-	s = strings.Map(func(r rune) rune {
-		if i := int(r - 0xE000); i >= 0 && i < len(mdEscapable) {
-			return rune(mdEscapable[i])
-		}
-		return r
-	}, s)
-	return html.UnescapeString(s)
+	escaped := strings.IndexByte(s, '\\') >= 0
+	if escaped {
+		s = mdEscape.ReplaceAllStringFunc(s, func(e string) string {
+			return string(rune(0xE000 + strings.Index(mdEscapable, e[1:])))
+		})
+	}
+	if strings.IndexByte(s, '[') >= 0 {
+		s = mdImage.ReplaceAllString(s, "$1")
+		s = mdLink.ReplaceAllString(s, "$1")
+		s = mdRefLink.ReplaceAllString(s, "$1")
+	}
+	if strings.IndexByte(s, '<') >= 0 {
+		s = mdAutolink.ReplaceAllString(s, "$1")
+		s = mdHTMLTag.ReplaceAllStringFunc(s, func(tag string) string {
+			if strings.HasPrefix(strings.ToLower(tag), "<br") {
+				return " "
+			}
+			return ""
+		})
+	}
+	if strings.ContainsAny(s, "*_~") {
+		s = mdStrong.ReplaceAllString(s, "")
+		s = mdEmStar.ReplaceAllString(s, "$1$2")
+		s = mdEmUnder.ReplaceAllString(s, "$1$2$3")
+	}
+	if escaped {
+		s = strings.Map(func(r rune) rune {
+			if i := int(r - 0xE000); i >= 0 && i < len(mdEscapable) {
+				return rune(mdEscapable[i])
+			}
+			return r
+		}, s)
+	}
+	if strings.IndexByte(s, '&') >= 0 {
+		s = html.UnescapeString(s)
+	}
+	return s
 }
 
 // parseText splits plain text into paragraphs at blank lines. A short first
 // line standing alone, without closing punctuation, is the title.
 func parseText(s string, opt ChunkOptions) *Parsed {
-	s = strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(s)
+	s = crlf.Replace(s)
 	var paras []string
 	var cur []string
 	for _, line := range strings.Split(s, "\n") {
