@@ -2,8 +2,6 @@ package handoff
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -25,6 +23,7 @@ type Options struct {
 	TurnTimeout  time.Duration    // bound of one bot turn; default 60s
 	Now          func() time.Time // clock; default time.Now
 	Logger       *slog.Logger
+	Routing      Routing // assignment, presence and SLA timings
 }
 
 // Service is the conversation core: it stores messages with their seq,
@@ -44,6 +43,13 @@ type Service struct {
 	stop    context.CancelFunc
 	locksMu sync.Mutex
 	locks   map[string]*convLock
+
+	// kick asks the router for an assignment round.
+	kick chan struct{}
+	// sockets maps this instance's agent socket ids to their agents.
+	socketsMu sync.Mutex
+	sockets   map[string]string
+	routed    sync.WaitGroup
 }
 
 type convLock struct {
@@ -72,6 +78,7 @@ func NewService(pool *pgxpool.Pool, responder Responder, opt Options) *Service {
 	if responder == nil {
 		responder = Unconfigured{}
 	}
+	opt.Routing.defaults()
 	s := &Service{
 		pool:      pool,
 		store:     &store{pool: pool, now: opt.Now},
@@ -80,6 +87,8 @@ func NewService(pool *pgxpool.Pool, responder Responder, opt Options) *Service {
 		log:       opt.Logger,
 		opt:       opt,
 		locks:     map[string]*convLock{},
+		kick:      make(chan struct{}, 1),
+		sockets:   map[string]string{},
 	}
 	s.turnCtx, s.stop = context.WithCancel(context.Background())
 	s.pub = newPublisher(pool, opt.Logger)
@@ -96,17 +105,23 @@ func (s *Service) SetResponder(r Responder) { s.responder = r }
 // Hub returns the in-process hub that the listener feeds.
 func (s *Service) Hub() *Hub { return s.hub }
 
-// Run listens for committed events until ctx ends.
+// Run listens for committed events, and routes conversations to agents,
+// until ctx ends.
 func (s *Service) Run(ctx context.Context) {
 	go s.pub.Run(ctx)
+	// Routing stops at Close too, before the pool goes.
+	rctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-rctx.Done():
+		case <-s.turnCtx.Done():
+		}
+		cancel()
+	}()
+	s.routed.Add(2)
+	go func() { defer s.routed.Done(); s.route(rctx) }()
+	go func() { defer s.routed.Done(); s.beat(rctx) }()
 	s.listener.Run(ctx)
-}
-
-// publish sends committed events to every instance.
-func (s *Service) publish(evs []Event) {
-	for _, ev := range evs {
-		s.pub.Publish(ev.ConversationID, ev)
-	}
 }
 
 // Ready is closed once events from the database flow into the hub.
@@ -122,6 +137,12 @@ func (s *Service) Close(ctx context.Context) {
 		s.log.Warn("handoff: bot turns still running at shutdown; cancelling")
 	}
 	s.stop()
+	routed := make(chan struct{})
+	go func() { s.routed.Wait(); close(routed) }()
+	select {
+	case <-routed:
+	case <-ctx.Done():
+	}
 }
 
 // CreateConversation starts a conversation owned by the bot and returns it
@@ -178,6 +199,8 @@ func (s *Service) AuthorizeCustomer(ctx context.Context, id, token string) error
 type Author struct {
 	Role string // RoleCustomer or RoleAgent
 	ID   string // staff user id for agents
+	// Admin lets a staff user write in a chat assigned to someone else.
+	Admin bool
 }
 
 // PostResult is the outcome of PostMessage.
@@ -193,7 +216,8 @@ type PostResult struct {
 // PostMessage stores a message, acknowledged only after commit. The same
 // clientMsgID twice stores one message. A customer message in a conversation
 // the bot owns starts a bot turn; one in a closed conversation reopens it.
-// Returns Invalid, TooLarge, NotFound.
+// An agent's message follows agentMayWrite. Returns Invalid, TooLarge,
+// NotFound, Conflict.
 func (s *Service) PostMessage(ctx context.Context, convID string, author Author, text, clientMsgID string) (*PostResult, error) {
 	text = strings.TrimSpace(text)
 	if text == "" {
@@ -226,9 +250,14 @@ func (s *Service) PostMessage(ctx context.Context, convID string, author Author,
 			return nil, err
 		}
 	}
-	var evs []Event
+	out := &outbox{}
 	if author.Role == RoleCustomer && conv.State == StateClosed {
-		if err := s.transition(ctx, tx, conv, StateBot, "", RoleCustomer, map[string]any{"reason": "customer_wrote_again"}, &evs); err != nil {
+		if err := s.move(ctx, tx, conv, move{to: StateBot, actor: customerActor, reason: ReasonCustomerWrote}, out); err != nil {
+			return nil, err
+		}
+	}
+	if author.Role == RoleAgent {
+		if err := s.agentMayWrite(ctx, tx, conv, author, out); err != nil {
 			return nil, err
 		}
 	}
@@ -236,10 +265,19 @@ func (s *Service) PostMessage(ctx context.Context, convID string, author Author,
 	if err := s.store.insertMessage(ctx, tx, m); err != nil {
 		return nil, err
 	}
+	if author.Role == RoleAgent && conv.State == StateAssigned && conv.AssignedTo == author.ID && conv.answeredAt == nil {
+		if _, err := tx.Exec(ctx, `UPDATE conversations SET answered_at = $2 WHERE id = $1`, convID, m.CreatedAt); err != nil {
+			return nil, db.Translate(err, "conversation")
+		}
+	}
+	if author.Role == RoleCustomer && conv.State == StateQueued {
+		out.updated = append(out.updated, convID) // the queue's preview changed
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, db.Translate(err, "message")
 	}
-	s.publish(append(evs, messageEvent(m)))
+	out.add(messageEvent(m))
+	s.flush(ctx, out)
 	metrics.Messages.WithLabelValues(m.Role).Inc()
 	res := &PostResult{Message: *m, Created: true, State: conv.State}
 	if author.Role == RoleCustomer && conv.State == StateBot {
@@ -248,58 +286,34 @@ func (s *Service) PostMessage(ctx context.Context, convID string, author Author,
 	return res, nil
 }
 
-// messageEvent is the event that announces a stored message.
-func messageEvent(m *Message) Event {
-	return Event{Type: EventMessage, ConversationID: m.ConversationID, Seq: m.Seq, Message: m}
+// agentMayWrite applies the rule for agents' messages: the assigned agent
+// writes freely (and an admin too); an agent who writes in a queued
+// conversation or one the bot holds takes it over; a closed conversation
+// takes no agent messages. Returns Conflict.
+func (s *Service) agentMayWrite(ctx context.Context, tx pgx.Tx, conv *Conversation, author Author, out *outbox) error {
+	switch conv.State {
+	case StateClosed:
+		return errs.Errorf(errs.Conflict, "the conversation is closed; it reopens when the customer writes again")
+	case StateAssigned:
+		if conv.AssignedTo == author.ID || author.Admin {
+			return nil
+		}
+		return errs.Errorf(errs.Conflict, "the conversation is assigned to %s", or(conv.AssigneeName, "another agent"))
+	}
+	return s.move(ctx, tx, conv, move{to: StateAssigned, actor: AgentActor(author.ID, author.Admin),
+		reason: ReasonTakeover, agent: author.ID}, out)
 }
 
-// transition changes the state inside tx, records the event and appends it
-// to evs for publishing after commit.
-func (s *Service) transition(ctx context.Context, tx pgx.Tx, conv *Conversation, to State, actorID, actorRole string, data map[string]any, evs *[]Event) error {
-	now := s.opt.Now()
-	var q string
-	switch to {
-	case StateBot:
-		q = `UPDATE conversations SET state = 'bot', assigned_to = NULL, closed_at = NULL, updated_at = $2 WHERE id = $1`
-	case StateQueued:
-		q = `UPDATE conversations SET state = 'queued', assigned_to = NULL, queued_at = $2, updated_at = $2,
-			reason = coalesce($3, reason), team = coalesce($4, team), priority = coalesce($5, priority) WHERE id = $1`
-	case StateClosed:
-		q = `UPDATE conversations SET state = 'closed', closed_at = $2, updated_at = $2, resolution = $3 WHERE id = $1`
-	default:
-		return fmt.Errorf("handoff: transition to %s is not handled here", to)
+func or(s, def string) string {
+	if s == "" {
+		return def
 	}
-	args := []any{conv.ID, now}
-	switch to {
-	case StateQueued:
-		args = append(args, nilIfEmpty(str(data["reason"])), nilIfEmpty(str(data["team"])), data["priority"])
-	case StateClosed:
-		args = append(args, nilIfEmpty(str(data["resolution"])))
-	}
-	if _, err := tx.Exec(ctx, q, args...); err != nil {
-		return db.Translate(err, "conversation")
-	}
-	data["from"] = conv.State
-	raw, _ := json.Marshal(data)
-	ev := &Event{Type: EventState, ConversationID: conv.ID, State: to, Data: raw}
-	if err := s.store.insertEvent(ctx, tx, ev, actorID, actorRole); err != nil {
-		return err
-	}
-	*evs = append(*evs, *ev)
-	conv.State = to
-	return nil
-}
-
-func str(v any) string {
-	s, _ := v.(string)
 	return s
 }
 
-func nilIfEmpty(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
+// messageEvent is the event that announces a stored message.
+func messageEvent(m *Message) Event {
+	return Event{Type: EventMessage, ConversationID: m.ConversationID, Seq: m.Seq, Message: m}
 }
 
 // Messages returns up to limit messages after seq.
@@ -424,24 +438,23 @@ func (s *Service) applyReply(ctx context.Context, convID string, reply Reply) er
 	if role == "" {
 		role = RoleBot
 	}
-	var evs []Event
+	out := &outbox{}
 	if strings.TrimSpace(reply.Text) != "" {
 		m := &Message{ConversationID: convID, Role: role, Text: reply.Text, Meta: reply.Meta}
 		if err := s.store.insertMessage(ctx, tx, m); err != nil {
 			return err
 		}
-		evs = append(evs, messageEvent(m))
+		out.add(messageEvent(m))
 	}
 	if e := reply.Escalate; e != nil {
-		data := map[string]any{"reason": e.Reason, "team": e.Team, "priority": e.Priority, "escalation": e}
-		if err := s.transition(ctx, tx, conv, StateQueued, "", RoleBot, data, &evs); err != nil {
+		if err := s.escalate(ctx, tx, conv, *e, out); err != nil {
 			return err
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return db.Translate(err, "conversation")
 	}
-	s.publish(evs)
+	s.flush(ctx, out)
 	metrics.Messages.WithLabelValues(role).Inc()
 	if reply.Escalate != nil {
 		metrics.Handoffs.WithLabelValues(reply.Escalate.Reason).Inc()

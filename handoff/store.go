@@ -20,13 +20,16 @@ import (
 
 // conversationColumns is the select list scanned by scanConversation.
 const conversationColumns = `id, state, customer, verified, coalesce(team, ''), priority,
-	coalesce(reason, ''), coalesce(assigned_to::text, ''), last_seq, created_at, updated_at, closed_at`
+	coalesce(reason, ''), coalesce(assigned_to::text, ''),
+	coalesce((SELECT display_name FROM users WHERE users.id = assigned_to), ''), coalesce(resolution, ''), csat_pending,
+	last_seq, created_at, updated_at, queued_at, assigned_at, closed_at, answered_at`
 
 func scanConversation(row pgx.Row) (*Conversation, error) {
 	var c Conversation
 	var customer []byte
 	err := row.Scan(&c.ID, &c.State, &customer, &c.Verified, &c.Team, &c.Priority,
-		&c.Reason, &c.AssignedTo, &c.LastSeq, &c.CreatedAt, &c.UpdatedAt, &c.ClosedAt)
+		&c.Reason, &c.AssignedTo, &c.AssigneeName, &c.Resolution, &c.CSATPending,
+		&c.LastSeq, &c.CreatedAt, &c.UpdatedAt, &c.QueuedAt, &c.AssignedAt, &c.ClosedAt, &c.answeredAt)
 	if err != nil {
 		return nil, db.Translate(err, "conversation")
 	}

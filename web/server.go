@@ -126,7 +126,10 @@ func (s *Server) routes() {
 	api.Get("/reports/unanswered", editor, s.unanswered)
 	api.Post("/reports/unanswered/:id/resolve", editor, s.resolveUnanswered)
 
+	s.handoffRoutes(api)
+
 	app.Get("/ws/conversations/:id", s.customerSocketUpgrade, s.customerSocket())
+	app.Get("/ws/agent", s.agentSocketUpgrade, s.agentSocket())
 	s.pages() // the browser pages and /widget.js (pages.go)
 
 	app.Use(func(c *fiber.Ctx) error {

@@ -132,6 +132,13 @@ func (s *Server) customerSocketUpgrade(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// A client ahead of the conversation (after past its last seq) wants
+	// live events only; left as is, it would skip them too.
+	if conv, err := s.deps.Conversations.Conversation(c.UserContext(), id); err != nil {
+		return err
+	} else if after > conv.LastSeq {
+		after = conv.LastSeq
+	}
 	c.Locals("conv_id", id)
 	c.Locals("after", after)
 	c.Locals("access", a)
@@ -209,6 +216,16 @@ func (s *Server) customerSocket() fiber.Handler {
 				k.send(fiber.Map{"type": "ack", "client_msg_id": f.ClientMsgID, "seq": res.Message.Seq, "message_id": res.Message.ID})
 			case "typing":
 				_ = svc.Typing(ctx, id, author.Role)
+			case "csat":
+				if author.Role != handoff.RoleCustomer {
+					k.send(errorFrame(errs.Errorf(errs.Forbidden, "only the customer scores a conversation"), ""))
+					continue
+				}
+				if _, err := svc.SubmitCSAT(ctx, id, f.Score, f.Comment); err != nil {
+					k.send(errorFrame(err, ""))
+					continue
+				}
+				k.send(fiber.Map{"type": "ack", "csat": true})
 			default:
 				k.send(errorFrame(errs.Errorf(errs.Invalid, "unknown frame type %q", f.Type), ""))
 			}

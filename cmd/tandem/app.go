@@ -277,7 +277,7 @@ func openStores(ctx context.Context) (*config.Config, *pgxpool.Pool, error) {
 
 func cmdUser(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: tandem user create --email E --password P --role agent[,editor,admin] [--name N]")
+		return errors.New("usage: tandem user create --email E --password P --role agent[,editor,admin] [--name N] [--team T[,T2]]")
 	}
 	fs := flag.NewFlagSet("user create", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -285,6 +285,7 @@ func cmdUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	password := fs.String("password", "", "password, at least 8 characters (or TANDEM_USER_PASSWORD)")
 	roles := fs.String("role", "agent", "roles, comma-separated: agent, editor, admin")
 	name := fs.String("name", "", "display name shown to customers")
+	teams := fs.String("team", "", "teams to join, comma-separated; a team that does not exist is created")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return errHelp
@@ -310,6 +311,20 @@ func cmdUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintf(stdout, "created %s (%s) with roles %s\n", u.Email, u.ID, strings.Join(u.Roles, ","))
+	conv := handoff.NewService(pool, nil, handoff.Options{})
+	for _, t := range strings.Split(*teams, ",") {
+		if t = strings.TrimSpace(t); t == "" {
+			continue
+		}
+		created, err := conv.JoinTeam(ctx, u.ID, t)
+		if err != nil {
+			return fmt.Errorf("team %s: %w", t, err)
+		}
+		if created {
+			fmt.Fprintf(stdout, "created team %s\n", t)
+		}
+		fmt.Fprintf(stdout, "%s joined team %s\n", u.Email, t)
+	}
 	return nil
 }
 

@@ -23,7 +23,7 @@ const usage = `tandem: an AI-first customer-support chat gateway.
 Usage:
   tandem serve              run the gateway (migrates first)
   tandem migrate            apply database migrations
-  tandem user create --email E --password P --role agent[,editor,admin] [--name N]
+  tandem user create --email E --password P --role agent[,editor,admin] [--name N] [--team T]
   tandem ingest [--tags a,b] PATH...   load documents and folders into the knowledge base
   tandem reindex [--all]    re-embed chunks after a change of embedding model
   tandem eval retrieval --bank F --queries F   retrieval quality on a FAQ bank

@@ -1,0 +1,478 @@
+package main
+
+// Browser tests: headless Chromium (Debian's chromium package, which
+// scripts/browser.sh installs for `make test`) drives the real pages against
+// the real server. Screenshots of every page at desktop and phone widths go
+// to artifacts/screenshots (or $TANDEM_ARTIFACTS), which git ignores.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/tandem-chat/tandem/internal/auth"
+	"github.com/tandem-chat/tandem/internal/db/dbtest"
+	"github.com/tandem-chat/tandem/knowledge"
+)
+
+// browserWait bounds every wait for the page in these tests.
+const browserWait = 15 * time.Second
+
+// chromiumPath finds the browser, or returns "".
+func chromiumPath() string {
+	if p := os.Getenv("TANDEM_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// newBrowser starts headless Chromium with a fresh profile and quits it when
+// the test ends. Without a browser the test is skipped: make test installs
+// one with scripts/browser.sh.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	path := chromiumPath()
+	if path == "" {
+		t.Skip("no Chromium: run scripts/browser.sh (make test does) to install Debian's chromium package")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 800),
+		// The network is closed: no QUIC, updates, sync or field trials.
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-domain-reliability", true),
+		chromedp.Flag("no-pings", true),
+		chromedp.Flag("lang", "en-US"),
+		chromedp.Env("LANGUAGE=en_US", "LANG=en_US.UTF-8"),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start %s: %v", path, err)
+	}
+	return bctx
+}
+
+// tab is one browser tab of a test, with its own viewport.
+type tab struct {
+	t    *testing.T
+	ctx  context.Context
+	base string
+}
+
+// viewport sizes: desktop, and a phone (390x844 CSS pixels at 2x).
+type viewport struct {
+	name string
+	w, h int64
+}
+
+var (
+	desktop = viewport{"desktop", 1280, 800}
+	phone   = viewport{"phone", 390, 844}
+)
+
+// newTab opens a tab at the given size; it closes when the test ends.
+func newTab(t *testing.T, bctx context.Context, base string, vp viewport) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(bctx)
+	t.Cleanup(cancel)
+	tb := &tab{t: t, ctx: ctx, base: base}
+	// The first run opens the tab, which lives as long as the context of
+	// that run: it must not have a timeout.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("open a tab: %v", err)
+	}
+	var emulate chromedp.Action[chromedp.Void]
+	if vp == phone {
+		emulate = chromedp.EmulateViewport(vp.w, vp.h, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulatePortrait)
+	} else {
+		emulate = chromedp.EmulateViewport(vp.w, vp.h)
+	}
+	tb.do(emulate)
+	return tb
+}
+
+// do runs actions with a bound, failing the test on error.
+func (tb *tab) do(actions ...chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, browserWait)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		tb.t.Fatalf("browser: %v", err)
+	}
+}
+
+// open navigates to a page and waits until its script is ready.
+func (tb *tab) open(path string) {
+	tb.t.Helper()
+	tb.do(chromedp.Navigate(tb.base + path))
+	tb.waitFor(`document.body.dataset.ready === "true"`, "the page's script to start")
+}
+
+// eval evaluates JavaScript and decodes its JSON result into v.
+func (tb *tab) eval(js string, v any) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, browserWait)
+	defer cancel()
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](js))
+	if err != nil {
+		tb.t.Fatalf("evaluate %s: %v", js, err)
+	}
+	if v != nil {
+		if err := json.Unmarshal(raw, v); err != nil {
+			tb.t.Fatalf("evaluate %s: decode %s: %v", js, raw, err)
+		}
+	}
+}
+
+// waitFor polls a JavaScript predicate until it is true.
+func (tb *tab) waitFor(js, what string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, browserWait+time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(browserWait))); err != nil {
+		tb.t.Fatalf("waiting for %s (%s): %v", what, js, err)
+	}
+}
+
+// screenshot saves the visible page as artifacts/screenshots/NAME.png.
+func (tb *tab) screenshot(name string) {
+	tb.t.Helper()
+	// Let transitions and fonts settle.
+	tb.do(chromedp.Sleep(250 * time.Millisecond))
+	ctx, cancel := context.WithTimeout(tb.ctx, browserWait)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		tb.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	dir := os.Getenv("TANDEM_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "artifacts")
+	}
+	dir = filepath.Join(dir, "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		tb.t.Fatal(err)
+	}
+}
+
+// dropProxy forwards TCP connections to the server and can drop them all
+// and refuse new ones for a while: a network outage, as the browser sees it.
+type dropProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	paused bool
+}
+
+func newDropProxy(t *testing.T, target string) *dropProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &dropProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	go p.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		p.drop()
+	})
+	return p
+}
+
+func (p *dropProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		paused := p.paused
+		p.mu.Unlock()
+		if paused {
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+		p.mu.Unlock()
+		pipe := func(dst, src net.Conn) {
+			_, _ = io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+			p.mu.Lock()
+			delete(p.conns, dst)
+			delete(p.conns, src)
+			p.mu.Unlock()
+		}
+		go pipe(c, up)
+		go pipe(up, c)
+	}
+}
+
+func (p *dropProxy) URL() string { return "http://" + p.ln.Addr().String() }
+
+// drop closes every open connection.
+func (p *dropProxy) drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+// pause refuses new connections until resume.
+func (p *dropProxy) pause(on bool) {
+	p.mu.Lock()
+	p.paused = on
+	p.mu.Unlock()
+}
+
+// shownItem is one sequenced item of the chat transcript as the page shows it.
+type shownItem struct {
+	Seq     int64    `json:"seq"`
+	Kind    string   `json:"kind"` // customer, bot, agent, system, state
+	Text    string   `json:"text"`
+	Sources []string `json:"sources"`
+}
+
+const shownJS = `[...document.querySelectorAll('#messages > li[data-seq]')].map(li => ({
+	seq: Number(li.dataset.seq),
+	kind: li.classList.contains('msg-customer') ? 'customer' : li.classList.contains('msg-bot') ? 'bot'
+		: li.classList.contains('msg-agent') ? 'agent' : li.classList.contains('system') ? 'system' : 'state',
+	text: (li.querySelector('.bubble') || li).textContent,
+	sources: [...li.querySelectorAll('.sources li')].map(s => s.textContent),
+}))`
+
+// shown returns what the chat page shows, checking that no seq is shown twice.
+func (tb *tab) shown() []shownItem {
+	tb.t.Helper()
+	var items []shownItem
+	tb.eval(shownJS, &items)
+	seen := map[int64]bool{}
+	for _, it := range items {
+		if seen[it.Seq] {
+			tb.t.Fatalf("seq %d is shown twice: %+v", it.Seq, items)
+		}
+		seen[it.Seq] = true
+	}
+	return items
+}
+
+// matchTranscript fails unless the page shows exactly the server's messages,
+// each once, with their text and sources.
+func matchTranscript(t *testing.T, shown []shownItem, msgs []apiMessage) {
+	t.Helper()
+	bySeq := map[int64]shownItem{}
+	for _, it := range shown {
+		bySeq[it.Seq] = it
+	}
+	n := 0
+	for _, it := range shown {
+		if it.Kind != "state" {
+			n++
+		}
+	}
+	if n != len(msgs) {
+		t.Fatalf("page shows %d messages, server has %d:\npage: %+v\nserver: %+v", n, len(msgs), shown, msgs)
+	}
+	for _, m := range msgs {
+		it, ok := bySeq[m.Seq]
+		if !ok {
+			t.Fatalf("message seq %d (%s %q) is not shown", m.Seq, m.Role, m.Text)
+		}
+		if it.Kind != m.Role {
+			t.Errorf("seq %d shown as %s, server role %s", m.Seq, it.Kind, m.Role)
+		}
+		if strings.TrimSpace(it.Text) != strings.TrimSpace(m.Text) {
+			t.Errorf("seq %d shows %q, server text %q", m.Seq, it.Text, m.Text)
+		}
+		if srcs, _ := m.Meta["sources"].([]any); len(srcs) > 0 {
+			if len(it.Sources) == 0 {
+				t.Errorf("seq %d has %d sources on the server and none on the page", m.Seq, len(srcs))
+			}
+			for _, s := range srcs {
+				title, _ := s.(map[string]any)["title"].(string)
+				if title != "" && !slices.Contains(it.Sources, title) {
+					t.Errorf("seq %d: source %q not shown (page: %v)", m.Seq, title, it.Sources)
+				}
+			}
+		}
+	}
+}
+
+// loadExamples loads the English demo knowledge base into the server.
+func loadExamples(t *testing.T, s *server) {
+	t.Helper()
+	for _, name := range []string{"returns-and-refunds.md", "shipping-and-delivery.md", "faq.csv"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "examples", "en", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Knowledge.Create(context.Background(), knowledge.Upload{Filename: name, Data: data}); err != nil {
+			t.Fatalf("load %s: %v", name, err)
+		}
+	}
+}
+
+const staffPassword = "browser-test-password"
+
+// staff creates the demo staff accounts with a cheap password hash.
+func staff(t *testing.T, s *server) {
+	t.Helper()
+	store := auth.NewStore(s.Pool)
+	for _, u := range []struct{ email, name, role string }{
+		{"admin@example.com", "Ada Admin", auth.RoleAdmin},
+		{"agent@example.com", "Alex Agent", auth.RoleAgent},
+		{"editor@example.com", "Eddie Editor", auth.RoleEditor},
+	} {
+		if _, err := store.CreateUser(context.Background(), auth.NewUser{Email: u.email, Password: staffPassword,
+			DisplayName: u.name, Roles: []string{u.role}}); err != nil {
+			t.Fatal(err)
+		}
+		cheapenPassword(t, s.Pool, u.email, staffPassword)
+	}
+}
+
+// signIn fills a page's sign-in form and waits for the signed-in view.
+func (tb *tab) signIn(email string) {
+	tb.t.Helper()
+	tb.waitFor(`!!document.querySelector('#signin-email')`, "the sign-in form")
+	tb.do(
+		chromedp.SendKeys(chromedp.ID("signin-email"), email),
+		chromedp.SendKeys(chromedp.ID("signin-password"), staffPassword),
+		chromedp.Click(chromedp.CSS("#signin button[type=submit]")),
+	)
+	tb.waitFor(`document.body.dataset.signedIn === "true"`, "the signed-in view")
+}
+
+// conversationOf reads the conversation the chat page keeps in localStorage.
+func (tb *tab) conversationOf() conversation {
+	tb.t.Helper()
+	var c conversation
+	tb.eval(`JSON.parse(localStorage.getItem('tandem.chat.v1') || '{}')`, &c)
+	if c.ID == "" || c.Token == "" {
+		tb.t.Fatal("the chat page keeps no conversation in localStorage")
+	}
+	return c
+}
+
+func TestBrowser(t *testing.T) {
+	t.Parallel()
+	bctx := newBrowser(t)
+	s := startServer(t, dbtest.New(t))
+	loadExamples(t, s)
+	staff(t, s)
+	proxy := newDropProxy(t, s.Addr())
+
+	t.Run("ChatAnswersAndSurvivesReconnect", func(t *testing.T) {
+		tb := newTab(t, bctx, proxy.URL(), desktop)
+		tb.open("/chat")
+		tb.do(
+			chromedp.SendKeys(chromedp.ID("input"), "How do I return an item?"),
+			chromedp.Click(chromedp.ID("send")),
+		)
+		tb.waitFor(`[...document.querySelectorAll('#messages > li[data-seq]')].some(li => !li.classList.contains('msg-customer') && !li.classList.contains('state'))`,
+			"the reply to the first question")
+		conv := tb.conversationOf()
+		msgs := s.settle(t, conv)
+		tb.waitFor(fmt.Sprintf(`document.querySelectorAll('#messages > li[data-seq]:not(.state)').length >= %d`, len(msgs)), "every message")
+		matchTranscript(t, tb.shown(), msgs)
+		t.Logf("reply: %s %q (meta %v)", msgs[len(msgs)-1].Role, msgs[len(msgs)-1].Text, msgs[len(msgs)-1].Meta)
+		tb.eval(`document.querySelectorAll('.sources').forEach(d => d.open = true)`, nil)
+		tb.screenshot("chat-desktop")
+
+		// The network drops; while the page is offline the conversation
+		// goes on (from another device); it comes back and catches up,
+		// showing each message once.
+		proxy.pause(true)
+		proxy.drop()
+		tb.waitFor(`document.body.dataset.connected === "false"`, "the page to notice the drop")
+		s.post(t, conv, "Do you also ship to Canada?", "other-device-1")
+		msgs = s.settle(t, conv)
+		proxy.pause(false)
+		tb.waitFor(fmt.Sprintf(`document.querySelectorAll('#messages > li[data-seq]:not(.state)').length >= %d`, len(msgs)), "the messages sent while offline")
+		tb.waitFor(`document.body.dataset.connected === "true"`, "the reconnection")
+		// One more turn over the new socket.
+		tb.do(
+			chromedp.SendKeys(chromedp.ID("input"), "Thanks! How long do refunds take?"),
+			chromedp.Click(chromedp.ID("send")),
+		)
+		tb.waitFor(`!document.querySelector('#messages > li[data-cid]')`, "the message to be stored")
+		msgs = s.settle(t, conv)
+		tb.waitFor(fmt.Sprintf(`document.querySelectorAll('#messages > li[data-seq]:not(.state)').length >= %d`, len(msgs)), "the last reply")
+		matchTranscript(t, tb.shown(), msgs)
+		customers := 0
+		for _, m := range msgs {
+			if m.Role == "customer" {
+				customers++
+			}
+		}
+		if customers != 3 {
+			t.Fatalf("server stored %d customer messages, want 3 (nothing resent twice)", customers)
+		}
+
+		// A reload (here: a phone-sized tab of the same browser) resumes
+		// the conversation from localStorage.
+		ph := newTab(t, bctx, proxy.URL(), phone)
+		ph.open("/chat")
+		ph.waitFor(fmt.Sprintf(`document.querySelectorAll('#messages > li[data-seq]:not(.state)').length >= %d`, len(msgs)), "the resumed conversation")
+		matchTranscript(t, ph.shown(), msgs)
+		ph.screenshot("chat-phone")
+
+		// Asking for a person: the page shows what the server does.
+		ph.do(chromedp.Click(chromedp.ID("human")))
+		ph.waitFor(`!document.querySelector('#messages > li[data-cid]')`, "the request for a person to be stored")
+		msgs = s.settle(t, conv)
+		ph.waitFor(fmt.Sprintf(`document.querySelectorAll('#messages > li[data-seq]:not(.state)').length >= %d`, len(msgs)), "the answer to the request for a person")
+		matchTranscript(t, ph.shown(), msgs)
+		var state struct{ State string }
+		s.do(t, "GET", "/api/v1/conversations/"+conv.ID, conv.Token, nil).expect(t, http.StatusOK).decode(t, &state)
+		t.Logf("after asking for a person the conversation is %s", state.State)
+		ph.screenshot("chat-phone-handoff")
+	})
+
+	t.Run("ChatInChinese", func(t *testing.T) {
+		tb := newTab(t, bctx, proxy.URL(), phone)
+		tb.open("/chat?lang=zh")
+		var human string
+		tb.eval(`document.querySelector('#human').textContent.trim()`, &human)
+		if human != "转人工客服" {
+			t.Fatalf("the Chinese page's person button says %q", human)
+		}
+		tb.screenshot("chat-phone-zh")
+	})
+}
