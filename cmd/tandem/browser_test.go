@@ -334,6 +334,26 @@ func matchTranscript(t *testing.T, shown []shownItem, msgs []apiMessage) {
 	}
 }
 
+// quiet waits (bounded) until the conversation's last message is not the
+// customer's and no new message came for a moment, and returns them all. The
+// bot answers with one message; a handoff adds system messages.
+func quiet(t *testing.T, s *server, c conversation) []apiMessage {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	var last []apiMessage
+	for {
+		msgs := s.messages(t, c, 0)
+		if len(msgs) > 0 && msgs[len(msgs)-1].Role != "customer" && len(msgs) == len(last) {
+			return msgs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the conversation did not settle in %v: %+v", wait, msgs)
+		}
+		last = msgs
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
 // loadExamples loads the English demo knowledge base into the server.
 func loadExamples(t *testing.T, s *server) {
 	t.Helper()
@@ -456,7 +476,7 @@ func TestBrowser(t *testing.T) {
 		// Asking for a person: the page shows what the server does.
 		ph.do(chromedp.Click(chromedp.ID("human")))
 		ph.waitFor(`!document.querySelector('#messages > li[data-cid]')`, "the request for a person to be stored")
-		msgs = s.settle(t, conv)
+		msgs = quiet(t, s, conv)
 		ph.waitFor(fmt.Sprintf(`document.querySelectorAll('#messages > li[data-seq]:not(.state)').length >= %d`, len(msgs)), "the answer to the request for a person")
 		matchTranscript(t, ph.shown(), msgs)
 		var state struct{ State string }
@@ -474,5 +494,66 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("the Chinese page's person button says %q", human)
 		}
 		tb.screenshot("chat-phone-zh")
+	})
+
+	t.Run("KnowledgeUploadAndTest", func(t *testing.T) {
+		tb := newTab(t, bctx, proxy.URL(), desktop)
+		tb.open("/knowledge")
+		tb.screenshot("signin-desktop")
+		tb.signIn("editor@example.com")
+		tb.waitFor(`document.querySelectorAll('#docs li[data-id]').length === 3`, "the three loaded documents")
+
+		// Upload a document through the file input (what a drop does too).
+		file := filepath.Join(t.TempDir(), "warranty-and-repairs.md")
+		data, err := os.ReadFile(filepath.Join("..", "..", "examples", "en", "warranty-and-repairs.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tb.do(chromedp.SetUploadFiles(chromedp.ID("upload-input"), []string{file}))
+		tb.waitFor(`document.querySelectorAll('#docs li[data-id]').length === 4`, "the uploaded document in the list")
+		docs, err := s.Knowledge.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var uploaded knowledge.Document
+		for _, d := range docs {
+			if d.SourceName == "warranty-and-repairs.md" {
+				uploaded = d
+			}
+		}
+		if uploaded.ID == "" {
+			t.Fatalf("the server has no document from warranty-and-repairs.md: %+v", docs)
+		}
+		var title string
+		tb.eval(fmt.Sprintf(`document.querySelector('#docs li[data-id="%s"] .title').textContent`, uploaded.ID), &title)
+		if title != uploaded.Title {
+			t.Fatalf("the list shows %q for the upload, the server %q", title, uploaded.Title)
+		}
+		// Its details: versions and chunks.
+		tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#docs li[data-id="%s"] button`, uploaded.ID))))
+		tb.waitFor(fmt.Sprintf(`document.querySelectorAll('#panel-doc .chunk').length === %d`, uploaded.Chunks), "the document's chunks")
+		tb.screenshot("knowledge-desktop")
+
+		// The test box finds it.
+		tb.do(
+			chromedp.Click(chromedp.ID("tab-test")),
+			chromedp.SendKeys(chromedp.ID("test-text"), "How long is the warranty on a suitcase?"),
+			chromedp.Click(chromedp.ID("test-run")),
+		)
+		tb.waitFor(`!!document.querySelector('#test-hits .hit')`, "the test box's results")
+		var found []string
+		tb.eval(`[...document.querySelectorAll('#test-result button')].map(b => b.textContent)`, &found)
+		if !slices.Contains(found, uploaded.Title) {
+			t.Fatalf("the test box does not point to %q: %v", uploaded.Title, found)
+		}
+		tb.screenshot("knowledge-test-desktop")
+
+		ph := newTab(t, bctx, proxy.URL(), phone)
+		ph.open("/knowledge")
+		ph.waitFor(`document.querySelectorAll('#docs li[data-id]').length === 4`, "the list on a phone")
+		ph.screenshot("knowledge-phone")
 	})
 }

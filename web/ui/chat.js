@@ -35,11 +35,7 @@ const STRINGS = {
     reconnected: 'Back online.',
     unreachable: 'We could not reach support. Retrying…',
     gone: 'Your previous conversation is no longer available, so a new one will start.',
-    state_queued: 'You are in the queue for a person.',
-    state_queued_pos: 'You are number {n} in the queue for a person.',
-    state_queued_wait: 'Estimated wait: about {m} min.',
-    state_assigned: '{name} joined the conversation.',
-    state_bot: 'You are chatting with the virtual assistant again.',
+    queue_pos: '#{n} in line',
     state_closed: 'This conversation was closed. Write again any time to reopen it.',
     csat_title: 'How did we do?',
     csat_legend: 'Rate this conversation from 1 to 5 stars',
@@ -78,11 +74,7 @@ const STRINGS = {
     reconnected: '已恢复连接。',
     unreachable: '暂时无法连接客服，正在重试…',
     gone: '之前的会话已不可用，将为您开始新的会话。',
-    state_queued: '您已进入人工客服排队。',
-    state_queued_pos: '您前面还有 {n} 位，正在为您排队。',
-    state_queued_wait: '预计等待约 {m} 分钟。',
-    state_assigned: '{name} 已加入会话。',
-    state_bot: '您已回到智能助手会话。',
+    queue_pos: '排队第 {n} 位',
     state_closed: '本次会话已结束，您可以随时发送消息重新开始。',
     csat_title: '请为本次服务评分',
     csat_legend: '请为本次会话打 1 到 5 星',
@@ -125,6 +117,7 @@ const st = {
   creating: null,
   state: 'bot',
   agentName: '',
+  queue: null, // the queue info of the last move to the queue
   streaming: null, // the bot reply being streamed (bot.delta)
   typingTimer: 0,
   lastTypingSent: 0,
@@ -252,7 +245,10 @@ function setStatus() {
   el.classList.toggle('waiting', st.state === 'queued');
   el.classList.toggle('closed', st.state === 'closed');
   const key = { bot: 'status_bot', queued: 'status_queued', assigned: 'status_assigned', closed: 'status_closed' }[st.state] || 'status_bot';
-  text.textContent = fill(T[key], { name: st.agentName || T.agent });
+  let status = fill(T[key], { name: st.agentName || T.agent });
+  const pos = Number(st.queue?.position);
+  if (st.state === 'queued' && pos > 0) status += ' · ' + fill(T.queue_pos, { n: pos });
+  text.textContent = status;
   // Once a person is on the way or here, asking again only adds noise.
   $('human').hidden = st.state === 'queued' || st.state === 'assigned';
 }
@@ -290,7 +286,7 @@ function onFrame(f) {
     case 'typing': showTyping(f.role); break;
     case 'bot.delta': streamDelta(f.delta || ''); break;
     case 'csat.request': showCsat(f); break;
-    case 'ack': onAck(f); break;
+    case 'ack': if (!f.csat) onAck(f); break;
     case 'error': onError(f); break;
     default: break;
   }
@@ -320,9 +316,14 @@ function showMessage(m) {
 }
 
 function agentNameOf(d) {
-  return d.agent_name || d.agent?.display_name || d.agent?.name || d.display_name || d.name || '';
+  const a = d.agent;
+  if (a && typeof a === 'object') return a.name || a.display_name || '';
+  return d.agent_name || (typeof a === 'string' ? a : '');
 }
 
+// showState follows the conversation's state. The server tells the customer
+// about the queue, the agent joining and the way back to the bot in system
+// messages; the page mirrors the state in its header and marks the close.
 function showState(f) {
   if (f.seq) {
     if (st.seen.has(f.seq)) return;
@@ -330,31 +331,12 @@ function showState(f) {
   }
   const d = (f.data && typeof f.data === 'object') ? f.data : {};
   st.state = f.state || st.state;
-  let text = '';
-  switch (st.state) {
-    case 'queued': {
-      const pos = Number(d.position ?? d.queue_position);
-      text = pos > 0 ? fill(T.state_queued_pos, { n: pos }) : T.state_queued;
-      const wait = Number(d.estimated_wait_seconds ?? d.wait_seconds);
-      if (wait > 0) text += ' ' + fill(T.state_queued_wait, { m: Math.max(1, Math.round(wait / 60)) });
-      break;
-    }
-    case 'assigned':
-      st.agentName = agentNameOf(d) || st.agentName;
-      text = fill(T.state_assigned, { name: st.agentName || T.agent });
-      break;
-    case 'bot':
-      if (d.from && d.from !== 'bot') text = T.state_bot;
-      break;
-    case 'closed':
-      text = T.state_closed;
-      break;
-    default:
-      break;
-  }
+  st.queue = null;
+  if (st.state === 'queued') st.queue = (d.queue && typeof d.queue === 'object') ? d.queue : null;
+  if (st.state === 'assigned') st.agentName = agentNameOf(d) || st.agentName;
   setStatus();
-  if (!text) return;
-  const el = h('li', { class: 'note state' }, h('span', {}, text));
+  if (st.state !== 'closed') return;
+  const el = h('li', { class: 'note state' }, h('span', {}, T.state_closed));
   if (f.seq) place(el, f.seq);
   else tail(el);
   scrollDown();
@@ -607,7 +589,7 @@ async function verify() {
 function reset() {
   clearTimeout(st.timer);
   if (st.ws) { st.ws.onclose = null; st.ws.close(); }
-  Object.assign(st, { conv: null, ws: null, outbox: [], streamSeq: 0, attempt: 0, state: 'bot', agentName: '', streaming: null, everOpen: false });
+  Object.assign(st, { conv: null, ws: null, outbox: [], streamSeq: 0, attempt: 0, state: 'bot', agentName: '', queue: null, streaming: null, everOpen: false });
   st.seen.clear();
   save();
   list.replaceChildren();
