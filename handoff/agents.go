@@ -184,6 +184,9 @@ func (s *Service) SetStatus(ctx context.Context, actor Actor, userID, status str
 func (s *Service) requeueAgent(ctx context.Context, userID string, all bool, reason string) {
 	rows, err := s.pool.Query(ctx, `SELECT id FROM conversations WHERE state = 'assigned' AND assigned_to = $1
 		AND ($2 OR answered_at IS NULL) ORDER BY queued_at NULLS LAST`, userID, all)
+	if err != nil && ctx.Err() != nil {
+		return
+	}
 	if err != nil {
 		s.log.Error("handoff: requeue", "agent_id", userID, "error", err)
 		return
@@ -194,7 +197,7 @@ func (s *Service) requeueAgent(ctx context.Context, userID string, all bool, rea
 		return
 	}
 	for _, id := range ids {
-		if err := s.requeueOne(ctx, id, userID, all, reason); err != nil {
+		if err := s.requeueOne(ctx, id, userID, all, reason); err != nil && ctx.Err() == nil {
 			s.log.Error("handoff: requeue", "agent_id", userID, "conversation_id", id, "error", err)
 		}
 	}

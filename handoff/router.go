@@ -111,7 +111,7 @@ func (s *Service) flagSLA(ctx context.Context) error {
 	rows, err := s.pool.Query(ctx, `UPDATE conversations c SET sla_flagged_at = $1
 		FROM conversations q LEFT JOIN teams t ON t.name = q.team
 		WHERE c.id = q.id AND q.state = 'queued' AND q.sla_flagged_at IS NULL
-		AND q.queued_at < $1 - make_interval(secs => coalesce(t.sla_seconds, $2))
+		AND q.queued_at + make_interval(secs => coalesce(t.sla_seconds, $2::int)) < $1::timestamptz
 		RETURNING c.id`, now, int(s.opt.Routing.DefaultSLA/time.Second))
 	if err != nil {
 		return db.Translate(err, "queue")

@@ -214,8 +214,10 @@ func (s *Service) move(ctx context.Context, tx pgx.Tx, conv *Conversation, m mov
 		data["resolution"] = m.resolution
 		conv.Resolution = m.resolution
 		conv.ClosedAt = &now
+		conv.CSATPending = true
 	case StateBot:
 		conv.AssignedTo, conv.AssigneeName = "", ""
+		conv.CSATPending = false
 	}
 	ev := &Event{Type: EventState, ConversationID: conv.ID, State: m.to, Data: rawJSON(data)}
 	if err := s.store.insertEvent(ctx, tx, ev, m.actor.ID, m.actor.Role); err != nil {
