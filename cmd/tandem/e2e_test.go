@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/argon2"
 
+	"github.com/tandem-chat/tandem/handoff"
 	"github.com/tandem-chat/tandem/internal/auth"
 	"github.com/tandem-chat/tandem/internal/config"
 	"github.com/tandem-chat/tandem/internal/db/dbtest"
@@ -60,9 +61,23 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// startServer runs a gateway on 127.0.0.1:0 over the database at dbURL and
-// closes it when the test ends.
+// startServer runs a gateway on 127.0.0.1:0 over the database at dbURL,
+// wired as the binary wires it, and closes it when the test ends.
 func startServer(t *testing.T, dbURL string) *server {
+	t.Helper()
+	return start(t, dbURL, true)
+}
+
+// startPlaceholderServer is startServer with the placeholder responder in
+// place of the bot, so that every customer message gets exactly one reply
+// and the conversation stays with the bot: for tests of the transport, not
+// of the answers.
+func startPlaceholderServer(t *testing.T, dbURL string) *server {
+	t.Helper()
+	return start(t, dbURL, false)
+}
+
+func start(t *testing.T, dbURL string, realBot bool) *server {
 	t.Helper()
 	env := map[string]string{
 		"DATABASE_URL":        dbURL,
@@ -94,6 +109,9 @@ func startServer(t *testing.T, dbURL string) *server {
 	m, err := NewMain(ctx, cfg, logger)
 	if err != nil {
 		t.Fatalf("NewMain: %v", err)
+	}
+	if !realBot {
+		m.Conv.SetResponder(handoff.Unconfigured{})
 	}
 	if err := m.Run(ctx); err != nil {
 		m.Close()
@@ -422,7 +440,7 @@ func expectClose(t *testing.T, conn *websocket.Conn, code int) {
 
 func TestConversations(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, dbtest.New(t))
+	s := startPlaceholderServer(t, dbtest.New(t))
 
 	t.Run("Create", func(t *testing.T) {
 		c := s.createConversation(t)
@@ -651,9 +669,22 @@ func TestConversations(t *testing.T) {
 	})
 }
 
-func TestBadInput(t *testing.T) {
+func TestBotWired(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, dbtest.New(t))
+	c := s.createConversation(t)
+	res := s.postWait(t, c, "Hello")
+	if res.Reply.Role == "customer" || strings.TrimSpace(res.Reply.Text) == "" || res.Reply.Seq <= res.Message.Seq {
+		t.Fatalf("reply %+v: want the bot's turn after the message", res.Reply)
+	}
+	if strings.Contains(res.Reply.Text, "not configured") {
+		t.Fatalf("the binary still answers with the placeholder: %q", res.Reply.Text)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	s := startPlaceholderServer(t, dbtest.New(t))
 	c := s.createConversation(t)
 	other := s.createConversation(t)
 	s.postWait(t, c, "first question")
@@ -720,7 +751,7 @@ func TestBadInput(t *testing.T) {
 
 func TestWebSocket(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, dbtest.New(t))
+	s := startPlaceholderServer(t, dbtest.New(t))
 
 	t.Run("EchoReplyAndReconnect", func(t *testing.T) {
 		c := s.createConversation(t)
@@ -847,8 +878,8 @@ func TestWebSocket(t *testing.T) {
 func TestTwoInstancesShareEvents(t *testing.T) {
 	t.Parallel()
 	dbURL := dbtest.New(t)
-	a := startServer(t, dbURL)
-	b := startServer(t, dbURL)
+	a := startPlaceholderServer(t, dbURL)
+	b := startPlaceholderServer(t, dbURL)
 	c := a.createConversation(t)
 	conn := a.dial(t, c, 0)
 	m := b.post(t, c, "posted to instance B", "b-1")
@@ -874,7 +905,7 @@ func TestTwoInstancesShareEvents(t *testing.T) {
 
 func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, dbtest.New(t))
+	s := startPlaceholderServer(t, dbtest.New(t))
 	c := s.createConversation(t)
 	s.postWait(t, c, "before shutdown")
 	conn := s.dial(t, c, 0)
@@ -898,7 +929,7 @@ func TestGracefulShutdown(t *testing.T) {
 
 func TestOperations(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, dbtest.New(t))
+	s := startPlaceholderServer(t, dbtest.New(t))
 
 	t.Run("Healthz", func(t *testing.T) {
 		s.do(t, "GET", "/healthz", "", nil).expect(t, http.StatusOK)
@@ -963,7 +994,7 @@ func cheapenPassword(t *testing.T, pool *pgxpool.Pool, email, password string) {
 
 func TestStaffAuth(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, dbtest.New(t))
+	s := startPlaceholderServer(t, dbtest.New(t))
 	ctx := context.Background()
 	store := auth.NewStore(s.Pool)
 	const password = "correct horse battery"
@@ -1069,7 +1100,7 @@ func TestStaffAuth(t *testing.T) {
 func TestLoginRateLimit(t *testing.T) {
 	t.Parallel()
 	// A server of its own: the limiter also counts failures per client IP.
-	s := startServer(t, dbtest.New(t))
+	s := startPlaceholderServer(t, dbtest.New(t))
 	const password = "correct horse battery"
 	if _, err := auth.NewStore(s.Pool).CreateUser(context.Background(), auth.NewUser{Email: "agent@example.com", Password: password, Roles: []string{auth.RoleAgent}}); err != nil {
 		t.Fatal(err)
@@ -1110,7 +1141,7 @@ func TestUserCreateCommand(t *testing.T) {
 	})
 
 	t.Run("CanSignIn", func(t *testing.T) {
-		s := startServer(t, dbURL)
+		s := startPlaceholderServer(t, dbURL)
 		var out struct {
 			User struct {
 				DisplayName string `json:"display_name"`
