@@ -96,7 +96,13 @@ func (e *env) service(r handoff.Routing) *handoff.Service {
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
+	line := strings.TrimSpace(string(p))
+	if strings.Contains(line, "level=ERROR") {
+		// Deadlocks, serialisation failures and the like surface here.
+		w.t.Errorf("service logged an error: %s", line)
+	} else {
+		w.t.Log(line)
+	}
 	return len(p), nil
 }
 
@@ -120,22 +126,31 @@ func (e *env) user(name string, roles ...string) string {
 // with priority; it returns once the bot's turn has finished.
 func escalate(t *testing.T, svc *handoff.Service, cust handoff.Customer, team string, priority int) string {
 	t.Helper()
+	id, err := tryEscalate(svc, cust, team, priority)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// tryEscalate is escalate for goroutines other than the test's.
+func tryEscalate(svc *handoff.Service, cust handoff.Customer, team string, priority int) (string, error) {
 	ctx := context.Background()
 	conv, _, err := svc.CreateConversation(ctx, cust, false)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	text := "I want a person, escalate team=" + team + " priority=" + strconv.Itoa(priority)
 	res, err := svc.PostMessage(ctx, conv.ID, handoff.Author{Role: handoff.RoleCustomer}, text, "")
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	select {
 	case <-res.Turn:
 	case <-time.After(wait):
-		t.Fatal("bot turn did not finish")
+		return "", fmt.Errorf("bot turn did not finish")
 	}
-	return conv.ID
+	return conv.ID, nil
 }
 
 // conv reads a conversation.
