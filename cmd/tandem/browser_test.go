@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/tandem-chat/tandem/internal/auth"
@@ -94,10 +95,16 @@ var (
 	phone   = viewport{"phone", 390, 844}
 )
 
-// newTab opens a tab at the given size; it closes when the test ends.
-func newTab(t *testing.T, bctx context.Context, base string, vp viewport) *tab {
+// newTab opens a tab at the given size; it closes when the test ends. A
+// private tab has its own cookies and storage, like another person's
+// browser.
+func newTab(t *testing.T, bctx context.Context, base string, vp viewport, private ...bool) *tab {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(bctx)
+	var opts []chromedp.ContextOption
+	if len(private) > 0 && private[0] {
+		opts = append(opts, chromedp.WithNewBrowserContext())
+	}
+	ctx, cancel := chromedp.NewContext(bctx, opts...)
 	t.Cleanup(cancel)
 	tb := &tab{t: t, ctx: ctx, base: base}
 	// The first run opens the tab, which lives as long as the context of
@@ -105,6 +112,16 @@ func newTab(t *testing.T, bctx context.Context, base string, vp viewport) *tab {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("open a tab: %v", err)
 	}
+	// Accept confirm() dialogs, as the person at the keyboard would.
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
 	var emulate chromedp.Action[chromedp.Void]
 	if vp == phone {
 		emulate = chromedp.EmulateViewport(vp.w, vp.h, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulatePortrait)
@@ -555,5 +572,106 @@ func TestBrowser(t *testing.T) {
 		ph.open("/knowledge")
 		ph.waitFor(`document.querySelectorAll('#docs li[data-id]').length === 4`, "the list on a phone")
 		ph.screenshot("knowledge-phone")
+	})
+
+	t.Run("HandoffToAgentAndRating", func(t *testing.T) {
+		agent := newTab(t, bctx, proxy.URL(), desktop)
+		agent.open("/console")
+		agent.signIn("agent@example.com")
+		agent.waitFor(`document.querySelector('#live')?.textContent === 'live'`, "the console's live connection")
+		agent.eval(`(() => { const p = document.querySelector('#presence'); p.value = 'online'; p.dispatchEvent(new Event('change')); return true })()`, nil)
+		agent.waitFor(`document.querySelector('.presence .dot').classList.contains('online')`, "the agent to be online")
+
+		// Another person, in their own browser, asks for a person.
+		cust := newTab(t, bctx, proxy.URL(), desktop, true)
+		cust.open("/chat")
+		cust.do(
+			chromedp.SendKeys(chromedp.ID("input"), "My suitcase handle broke on the first trip"),
+			chromedp.Click(chromedp.ID("send")),
+		)
+		cust.waitFor(`!document.querySelector('#messages > li[data-cid]')`, "the first message to be stored")
+		conv := cust.conversationOf()
+		quiet(t, s, conv)
+		cust.do(chromedp.Click(chromedp.ID("human")))
+		cust.waitFor(`!document.querySelector('#messages > li[data-cid]')`, "the request for a person to be stored")
+		quiet(t, s, conv)
+
+		// The console gets it: assigned at once (the agent is online) or
+		// waiting in the queue for a claim.
+		sel := fmt.Sprintf(`li[data-id="%s"] button`, conv.ID)
+		agent.waitFor(fmt.Sprintf(`!!document.querySelector('#mine %s, #queue %s')`, sel, sel), "the conversation on the console")
+		var queued bool
+		agent.eval(fmt.Sprintf(`!!document.querySelector('#queue %s')`, sel), &queued)
+		if queued {
+			agent.do(chromedp.Click(chromedp.CSS("#queue "+sel)))
+			agent.waitFor(`[...document.querySelectorAll('.thread-head button')].some(b => b.textContent === 'Claim')`, "the claim button")
+			agent.eval(`[...document.querySelectorAll('.thread-head button')].find(b => b.textContent === 'Claim').click()`, nil)
+		} else {
+			agent.do(chromedp.Click(chromedp.CSS("#mine " + sel)))
+		}
+		agent.waitFor(`document.querySelector('#thread-state')?.textContent === 'Yours'`, "the conversation to be the agent's")
+		tr, err := s.Conv.Transcript(context.Background(), conv.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr.Handoff != nil {
+			agent.waitFor(`!!document.querySelector('#packet')`, "the handoff packet")
+			var packet string
+			agent.eval(`document.querySelector('#packet').textContent`, &packet)
+			if tr.Handoff.Summary != "" && !strings.Contains(packet, tr.Handoff.Summary) {
+				t.Errorf("the packet does not show the summary %q: %s", tr.Handoff.Summary, packet)
+			}
+		}
+		const reply = "Hi, I am sorry about the handle. I will book a free repair under the warranty for you."
+		agent.do(
+			chromedp.SendKeys(chromedp.ID("reply"), reply),
+			chromedp.Click(chromedp.ID("reply-send")),
+		)
+		agent.waitFor(`!document.querySelector('#thread [data-pending]')`, "the reply to be stored")
+		cust.waitFor(fmt.Sprintf(`[...document.querySelectorAll('#messages li.msg-agent .bubble')].some(b => b.textContent === %q)`, reply), "the agent's reply on the customer's page")
+		var who string
+		cust.eval(`document.querySelector('#messages li.msg-agent .who').textContent`, &who)
+		if who != "Alex Agent" {
+			t.Errorf("the customer sees the reply from %q, want the agent's name", who)
+		}
+		agent.screenshot("console-desktop")
+		agent.eval(`document.querySelector('#thread').scrollTop = 0`, nil)
+		agent.screenshot("console-packet-desktop")
+
+		// The agent closes; the customer rates.
+		agent.eval(`[...document.querySelectorAll('.thread-head button')].find(b => b.textContent === 'Close').click()`, nil)
+		agent.waitFor(`document.querySelector('#thread-state')?.textContent === 'Closed'`, "the closed conversation")
+		cust.waitFor(`!!document.querySelector('.csat')`, "the rating card")
+		cust.screenshot("chat-rating-desktop")
+		cust.do(
+			chromedp.Click(chromedp.CSS(".csat .stars label:nth-of-type(4)")),
+			chromedp.SendKeys(chromedp.CSS(".csat textarea"), "Quick and kind, thanks"),
+			chromedp.Click(chromedp.CSS(".csat button[type=submit]")),
+		)
+		cust.waitFor(`!!document.querySelector('.csat-done')`, "the thanks for the rating")
+		deadline := time.Now().Add(wait)
+		for {
+			tr, err = s.Conv.Transcript(context.Background(), conv.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tr.CSAT) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the rating never reached the server")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if tr.CSAT[0].Score != 4 || tr.CSAT[0].Comment != "Quick and kind, thanks" {
+			t.Fatalf("stored rating %+v, want 4 with the comment", tr.CSAT[0])
+		}
+		agent.waitFor(`document.querySelector('#thread').textContent.includes('Customer rated')`, "the rating on the console")
+		agent.screenshot("console-closed-desktop")
+
+		ph := newTab(t, bctx, proxy.URL(), phone)
+		ph.open("/console")
+		ph.waitFor(`document.body.dataset.signedIn === "true"`, "the console on a phone")
+		ph.screenshot("console-phone")
 	})
 }
