@@ -603,7 +603,7 @@ func TestBrowser(t *testing.T) {
 		var queued bool
 		agent.eval(fmt.Sprintf(`!!document.querySelector('#queue %s')`, sel), &queued)
 		if queued {
-			agent.do(chromedp.Click(chromedp.CSS("#queue "+sel)))
+			agent.do(chromedp.Click(chromedp.CSS("#queue " + sel)))
 			agent.waitFor(`[...document.querySelectorAll('.thread-head button')].some(b => b.textContent === 'Claim')`, "the claim button")
 			agent.eval(`[...document.querySelectorAll('.thread-head button')].find(b => b.textContent === 'Claim').click()`, nil)
 		} else {
