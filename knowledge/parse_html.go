@@ -86,6 +86,7 @@ type htmlWalker struct {
 	pre     int             // depth inside <pre>
 	title   string
 	firstH1 string
+	article int // depth inside <article> or <main>
 	// collect, when set, receives paragraphs instead of b, to gather the
 	// answer of a FAQ pair; headings inside it are read as paragraphs.
 	collect *[]para
@@ -147,7 +148,10 @@ func (w *htmlWalker) walk(n *html.Node, depth int) {
 	default:
 		return
 	}
-	if skippedElements[n.DataAtom] || hidden(n) {
+	// A <header> inside an article holds the article's own title, unlike
+	// the page's header.
+	articleHeader := n.DataAtom == atom.Header && w.article > 0
+	if skippedElements[n.DataAtom] && !articleHeader || hidden(n) {
 		return
 	}
 	if depth > maxHTMLDepth {
@@ -209,14 +213,21 @@ func (w *htmlWalker) walk(n *html.Node, depth int) {
 		w.pre--
 		return
 	}
-	block := blockElements[n.DataAtom]
+	block := blockElements[n.DataAtom] || articleHeader
 	if block {
 		w.flushPara()
 	}
 	if n.DataAtom == atom.Li {
 		w.text.WriteString("- ")
 	}
+	content := n.DataAtom == atom.Article || n.DataAtom == atom.Main
+	if content {
+		w.article++
+	}
 	w.children(n, depth)
+	if content {
+		w.article--
+	}
 	if block {
 		w.flushPara()
 	}

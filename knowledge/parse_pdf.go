@@ -2,8 +2,13 @@ package knowledge
 
 import (
 	"bytes"
+	"compress/zlib"
+	"encoding/ascii85"
 	"errors"
+	"io"
 	"math"
+	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -23,6 +28,9 @@ const (
 	maxPDFOperations = 5_000_000 // content-stream operators over the whole file
 	maxPDFTextRunes  = 5_000_000
 	maxPDFFormDepth  = 8 // form XObjects drawn inside form XObjects
+	maxPDFDecoded    = 64 << 20
+	maxCMapEntries   = 65536
+	maxPDFWork       = 4_000_000_000 // character-map comparisons, a few seconds
 )
 
 var (
@@ -44,6 +52,9 @@ func parsePDF(data []byte, opt ChunkOptions) (p *Parsed, err error) {
 	// same way for what is read here.
 	if bytes.HasPrefix(data, []byte("%PDF-2.")) {
 		data = append([]byte("%PDF-1.7"), data[len("%PDF-2.0"):]...)
+	}
+	if err := pdfPrescan(data); err != nil {
+		return nil, err
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -104,8 +115,10 @@ func pdfString(v pdf.Value) string {
 
 // pdfExtractor keeps the budget shared by all pages of a file.
 type pdfExtractor struct {
-	ops   int
-	runes int
+	ops     int
+	runes   int
+	decoded int // bytes of streams read to check them
+	work    int // character-map lookups
 }
 
 // pages lists the page dictionaries in order, walking the page tree with
@@ -188,7 +201,7 @@ func (m matrix) mul(n matrix) matrix {
 type textState struct {
 	ctm            matrix
 	tm, tlm        matrix
-	font           *pdf.Font
+	font           *pdfFont
 	size           float64 // Tfs
 	leading        float64 // TL
 	charSp, wordSp float64 // Tc, Tw
@@ -198,24 +211,34 @@ type textState struct {
 
 // run interprets one content stream, appending the text it draws.
 func (ex *pdfExtractor) run(strm, resources pdf.Value, ctm matrix, spans *[]span, depth int) {
-	fonts := map[string]*pdf.Font{}
+	fonts := map[string]*pdfFont{}
 	g := textState{ctm: ctm, tm: identity, tlm: identity, scale: 1}
 	var stack []textState
 
 	show := func(raw string) {
 		if g.font == nil {
-			g.font = &pdf.Font{}
+			g.font = ex.font(pdf.Value{})
 		}
-		s := g.font.Encoder().Decode(raw)
+		if ex.work += len(raw) * (g.font.entries + 1); ex.work > maxPDFWork {
+			panic(errPDFBudget)
+		}
+		s := g.font.enc.Decode(raw)
 		n := utf8.RuneCountInString(s)
 		if ex.runes += n; ex.runes > maxPDFTextRunes {
 			panic(errPDFBudget)
 		}
 		trm := matrix{g.size * g.scale, 0, 0, g.size, 0, g.rise}.mul(g.tm).mul(g.ctm)
 		size := math.Hypot(trm[2], trm[3])
-		// Advance by the glyph widths; fonts without widths get an average.
+		// Advance by the glyph widths; fonts without widths get an average,
+		// and composite (CJK) fonts their default width per 2-byte code.
 		adv := float64(n) * (0.5*g.size + g.charSp)
-		if g.font.V.Key("Widths").Kind() == pdf.Array {
+		if g.font.V.Key("Subtype").Name() == "Type0" {
+			dw := 1000.0
+			if v := g.font.V.Key("DescendantFonts").Index(0).Key("DW"); v.Kind() == pdf.Integer || v.Kind() == pdf.Real {
+				dw = v.Float64()
+			}
+			adv = float64(len(raw)/2) * (dw/1000*g.size + g.charSp)
+		} else if g.font.V.Key("Widths").Kind() == pdf.Array {
 			adv = 0
 			for i := 0; i < len(raw); i++ {
 				adv += g.font.Width(int(raw[i]))/1000*g.size + g.charSp
@@ -233,6 +256,12 @@ func (ex *pdfExtractor) run(strm, resources pdf.Value, ctm matrix, spans *[]span
 		g.tm = g.tlm
 	}
 
+	if !ex.pdfSafe(strm) {
+		if depth == 0 {
+			panic(errCorruptPDF) // the page is damaged
+		}
+		return // skip the form
+	}
 	pdf.Interpret(strm, func(stk *pdf.Stack, op string) {
 		if ex.ops++; ex.ops > maxPDFOperations {
 			panic(errPDFBudget)
@@ -269,7 +298,7 @@ func (ex *pdfExtractor) run(strm, resources pdf.Value, ctm matrix, spans *[]span
 				name := args[0].Name()
 				f, ok := fonts[name]
 				if !ok {
-					f = &pdf.Font{V: resources.Key("Font").Key(name)}
+					f = ex.font(resources.Key("Font").Key(name))
 					fonts[name] = f
 				}
 				g.font, g.size = f, num(1)
@@ -378,7 +407,7 @@ func layout(spans []span) string {
 				} else {
 					sb.WriteByte('\n')
 				}
-			case !space && (s.x-prev.endX > 0.15*size || s.x < prev.x-size):
+			case !space && (s.x-prev.endX > 0.15*size || s.x < prev.x-size) && joiner(prev.text, s.text, false) == " ":
 				sb.WriteByte(' ')
 			}
 		}
@@ -431,4 +460,468 @@ func hyphenated(prev, next string) bool {
 	before, _ := utf8.DecodeLastRuneInString(prev[:len(prev)-1])
 	first, _ := utf8.DecodeRuneInString(next)
 	return unicode.IsLetter(before) && unicode.IsLower(first)
+}
+
+// The library's lexer loops forever when a stream it tokenises ends inside
+// a hex string: at the end of such a stream it reads endless line feeds.
+// It tokenises content streams and forms (checked in run), ToUnicode maps
+// (checked in encoding) and object streams, which the library opens on its
+// own whenever it looks up an object; those are checked in the raw file
+// before the library sees it.
+
+var (
+	pdfLength      = regexp.MustCompile(`/Length\s+(\d+)(?:\s+(\d+)\s+R)?`)
+	pdfFilterName  = regexp.MustCompile(`/Filter\s*(/[A-Za-z0-9#]+)`)
+	pdfFilterArray = regexp.MustCompile(`/Filter\s*\[([^\]]*)\]`)
+	pdfNameEscape  = regexp.MustCompile(`#[0-9A-Fa-f]{2}`)
+)
+
+// pdfPrescan returns errCorruptPDF when an object stream ends inside a hex
+// string, and errs.TooLarge when object streams inflate beyond a sane size.
+func pdfPrescan(data []byte) error {
+	if !pdfXrefTablesOK(data) {
+		return errCorruptPDF
+	}
+	budget := maxPDFDecoded
+	for off := 0; off < len(data); {
+		k := bytes.Index(data[off:], []byte("stream"))
+		if k < 0 {
+			break
+		}
+		pos := off + k
+		off = pos + len("stream")
+		if pos >= 3 && string(data[pos-3:pos]) == "end" {
+			continue
+		}
+		start := off
+		if start < len(data) && data[start] == '\r' {
+			start++
+		}
+		if start < len(data) && data[start] == '\n' {
+			start++
+		}
+		if start == off {
+			continue // not the keyword
+		}
+		end := len(data)
+		if e := bytes.Index(data[start:], []byte("endstream")); e >= 0 {
+			end = start + e
+		}
+		off = end
+		from := max(0, pos-65536)
+		j := bytes.LastIndex(data[from:pos], []byte("obj"))
+		if j < 0 {
+			continue
+		}
+		// Names may be written with #xx escapes; the library reads
+		// /Fir#73t as /First.
+		dict := pdfNameEscape.ReplaceAllFunc(data[from+j+len("obj"):pos], func(e []byte) []byte {
+			v, _ := strconv.ParseUint(string(e[1:]), 16, 8)
+			return []byte{byte(v)}
+		})
+		if bytes.Contains(dict, []byte("/XRef")) && !pdfXrefStreamOK(dict, pdfMaxObjects(data)) {
+			return errCorruptPDF
+		}
+		// The library allocates a row of /Columns bytes for a predictor.
+		if m := pdfColumns.FindSubmatch(dict); m != nil {
+			if n, err := strconv.Atoi(string(m[1])); err != nil || n > 1<<16 {
+				return errCorruptPDF
+			}
+		}
+		// Only object streams have /First (the library insists on it).
+		if !bytes.Contains(dict, []byte("/First")) {
+			continue
+		}
+		if bytes.Contains(dict, []byte("/Predictor")) {
+			return errCorruptPDF
+		}
+		views := [][]byte{bytes.TrimRight(data[start:end], "\r\n")}
+		length, known := pdfStreamLength(data, dict)
+		if known && length <= len(data)-start {
+			views = append(views, data[start:start+length])
+		}
+		for _, v := range views {
+			decoded, ok := pdfDecode(v, dict, budget+1)
+			if len(decoded) > budget {
+				return errs.Errorf(errs.TooLarge, "the PDF has too much content to read; split it into smaller files")
+			}
+			if ok && pdfEndsInHex(decoded) {
+				return errCorruptPDF
+			}
+		}
+		// An unknown length could cut an unfiltered stream anywhere, so
+		// it must not hold a hex string at all.
+		if !known && !bytes.Contains(dict, []byte("/Filter")) && pdfHasHex(views[0]) {
+			return errCorruptPDF
+		}
+		budget -= len(views[0])
+	}
+	return nil
+}
+
+// pdfFont is a font with its text decoder.
+type pdfFont struct {
+	pdf.Font
+	enc     pdf.TextEncoding
+	entries int // mappings in its ToUnicode map, each tried per character
+}
+
+// font prepares a font dictionary; a font whose ToUnicode map could not be
+// read safely shows no text.
+func (ex *pdfExtractor) font(v pdf.Value) *pdfFont {
+	f := &pdfFont{Font: pdf.Font{V: v}}
+	if tu := v.Key("ToUnicode"); tu.Kind() == pdf.Stream {
+		b, err := ex.readStream(tu)
+		entries, ok := cmapEntries(b)
+		if err == nil && (!ok || pdfEndsInHex(b)) {
+			f.enc = noText{}
+			return f
+		}
+		f.entries = entries
+	}
+	f.enc = f.Encoder()
+	return f
+}
+
+type noText struct{}
+
+func (noText) Decode(string) string { return "" }
+
+// The library sizes its table of objects by the object numbers the
+// cross-reference sections declare, so a 200-byte file declaring object
+// 3,000,000,000 makes it allocate 96 GB and kills the process. Object
+// numbers are bounded here by what the file could hold.
+
+var (
+	pdfXrefSize  = regexp.MustCompile(`/Size\s+(\d+)`)
+	pdfXrefIndex = regexp.MustCompile(`/Index\s*\[([^\]]*)\]`)
+	pdfXrefW     = regexp.MustCompile(`/W\s*\[([^\]]*)\]`)
+	pdfColumns   = regexp.MustCompile(`/Columns\s+(\d+)`)
+)
+
+// pdfMaxObjects is the most objects a file of this size could define,
+// generously: even in a compressed object stream an object takes a few
+// bytes.
+func pdfMaxObjects(data []byte) int64 { return int64(len(data))/4 + 1<<16 }
+
+// pdfXrefTablesOK walks every classic cross-reference section ("xref",
+// then subsections of a first object number, a count and that many
+// entries, up to "trailer") as the library would, and checks the numbers.
+func pdfXrefTablesOK(data []byte) bool {
+	limit := pdfMaxObjects(data)
+	for off := 0; off < len(data); {
+		k := bytes.Index(data[off:], []byte("xref"))
+		if k < 0 {
+			break
+		}
+		pos := off + k
+		off = pos + len("xref")
+		if pos >= 5 && string(data[pos-5:pos]) == "start" {
+			continue
+		}
+		i := off
+		next := func() string {
+			for i < len(data) && pdfSpace(data[i]) {
+				i++
+			}
+			j := i
+			for i < len(data) && !pdfSpace(data[i]) && !pdfDelim(data[i]) {
+				i++
+			}
+			return string(data[j:i])
+		}
+		for {
+			t := next()
+			if t == "" || t == "trailer" {
+				break
+			}
+			first, err1 := strconv.ParseInt(t, 10, 64)
+			count, err2 := strconv.ParseInt(next(), 10, 64)
+			if err1 != nil || err2 != nil {
+				break // the library stops here too
+			}
+			if first < 0 || count < 0 || first > limit || count > limit-first {
+				return false
+			}
+			for range 3 * count {
+				if next() == "" {
+					break
+				}
+			}
+		}
+	}
+	return true
+}
+
+// pdfXrefStreamOK checks the /Size, /Index and /W (field widths, which size
+// a buffer) of a cross-reference stream.
+func pdfXrefStreamOK(dict []byte, limit int64) bool {
+	if m := pdfXrefW.FindSubmatch(dict); m != nil {
+		for _, f := range strings.Fields(string(m[1])) {
+			if n, err := strconv.Atoi(f); err != nil || n > 16 {
+				return false
+			}
+		}
+	}
+	if m := pdfXrefSize.FindSubmatch(dict); m != nil {
+		if n, err := strconv.ParseInt(string(m[1]), 10, 64); err != nil || n > limit {
+			return false
+		}
+	}
+	if m := pdfXrefIndex.FindSubmatch(dict); m != nil {
+		f := strings.Fields(string(m[1]))
+		for i := 0; i+1 < len(f); i += 2 {
+			first, err1 := strconv.ParseInt(f[i], 10, 64)
+			count, err2 := strconv.ParseInt(f[i+1], 10, 64)
+			if err1 != nil || err2 != nil || first < 0 || count < 0 || first > limit || count > limit-first {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// pdfSafe reports whether the library can tokenise a stream (or an array
+// of streams, read as one) without looping, reading it through the same
+// filters. A stream the library cannot read fails there with an error,
+// which is safe too.
+func (ex *pdfExtractor) pdfSafe(strm pdf.Value) bool {
+	b, err := ex.readStream(strm)
+	return err != nil || !pdfEndsInHex(b)
+}
+
+// readStream reads a stream, or an array of streams as one, through its
+// filters, within the budget.
+func (ex *pdfExtractor) readStream(strm pdf.Value) ([]byte, error) {
+	var readers []io.Reader
+	if strm.Kind() == pdf.Array {
+		for i := 0; i < strm.Len(); i++ {
+			readers = append(readers, strm.Index(i).Reader())
+		}
+	} else {
+		readers = append(readers, strm.Reader())
+	}
+	left := maxPDFDecoded - ex.decoded
+	b, err := io.ReadAll(io.LimitReader(io.MultiReader(readers...), int64(left)+1))
+	if ex.decoded += len(b); ex.decoded > maxPDFDecoded {
+		panic(errPDFBudget)
+	}
+	return b, err
+}
+
+// pdfCMapBlock finds the count before each block of a character map; the
+// library loops that many times whatever the block holds.
+var pdfCMapBlock = regexp.MustCompile(`(\S*)\s+begin(?:bfchar|bfrange|codespacerange)\b`)
+
+// cmapEntries checks a ToUnicode map's block counts (the format allows 100
+// a block) and returns how many mappings it declares, which is what each
+// character costs to look up.
+func cmapEntries(b []byte) (int, bool) {
+	total := 0
+	for _, m := range pdfCMapBlock.FindAllSubmatch(b, -1) {
+		n, err := strconv.Atoi(string(m[1]))
+		if err != nil || n < 0 || n > 1000 {
+			return 0, false
+		}
+		if total += n; total > maxCMapEntries {
+			return 0, false
+		}
+	}
+	return total, true
+}
+
+// pdfStreamLength reads /Length from the dictionary, following an
+// indirect reference when the object is written out in the file.
+func pdfStreamLength(data, dict []byte) (int, bool) {
+	m := pdfLength.FindSubmatch(dict)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(string(m[1]))
+	if err != nil {
+		return 0, false
+	}
+	if m[2] == nil {
+		return n, true
+	}
+	ref := regexp.MustCompile(`(?:^|[^0-9])` + string(m[1]) + `\s+` + string(m[2]) + `\s+obj\s*(\d+)`)
+	if r := ref.FindSubmatch(data); r != nil {
+		if n, err := strconv.Atoi(string(r[1])); err == nil {
+			return n, true
+		}
+	}
+	return 0, false
+}
+
+// pdfDecode applies the stream's filters as the library would, reading at
+// most limit bytes. ok is false when the library would fail on the stream
+// with an error rather than read it to a clean end.
+func pdfDecode(raw, dict []byte, limit int) (decoded []byte, ok bool) {
+	var names []string
+	if m := pdfFilterArray.FindSubmatch(dict); m != nil {
+		names = strings.Fields(strings.ReplaceAll(string(m[1]), "/", " "))
+	} else if m := pdfFilterName.FindSubmatch(dict); m != nil {
+		names = []string{string(m[1][1:])}
+	}
+	var rd io.Reader = bytes.NewReader(raw)
+	for _, name := range names {
+		switch name {
+		case "FlateDecode":
+			zr, err := zlib.NewReader(rd)
+			if err != nil {
+				return nil, false
+			}
+			rd = zr
+		case "ASCII85Decode":
+			rd = ascii85.NewDecoder(&ascii85Cleaner{r: rd})
+		default:
+			return nil, false
+		}
+	}
+	decoded, err := io.ReadAll(io.LimitReader(rd, int64(limit)))
+	return decoded, err == nil
+}
+
+// ascii85Cleaner drops what the ASCII85 decoder would choke on: white
+// space, and everything from the "~>" end marker.
+type ascii85Cleaner struct {
+	r    io.Reader
+	done bool
+	tail bool // the last byte read was '~'
+}
+
+func (a *ascii85Cleaner) Read(p []byte) (int, error) {
+	if a.done {
+		return 0, io.EOF
+	}
+	n, err := a.r.Read(p)
+	out := p[:0]
+	for _, c := range p[:n] {
+		if a.tail && c == '>' {
+			a.done = true
+			break
+		}
+		a.tail = c == '~'
+		if c > ' ' && c != '~' {
+			out = append(out, c)
+		}
+	}
+	if a.done && err == nil {
+		err = io.EOF
+	}
+	return len(out), err
+}
+
+// pdfEndsInHex walks b as the library's lexer would and reports whether it
+// ends inside a hex string.
+func pdfEndsInHex(b []byte) bool {
+	n := len(b)
+	for i := 0; i < n; {
+		switch c := b[i]; {
+		case pdfSpace(c):
+			i++
+		case c == '%':
+			for i < n && b[i] != '\r' && b[i] != '\n' {
+				i++
+			}
+		case c == '(':
+			i++
+			for depth := 1; i < n && depth > 0; i++ {
+				switch b[i] {
+				case '\\':
+					i++
+				case '(':
+					depth++
+				case ')':
+					depth--
+				}
+			}
+		case c == '<' && i+1 < n && b[i+1] == '<':
+			i += 2
+		case c == '<':
+			i++
+			for {
+				for i < n && pdfSpace(b[i]) {
+					i++
+				}
+				if i >= n {
+					return true
+				}
+				c1 := b[i]
+				i++
+				if c1 == '>' {
+					break
+				}
+				for i < n && pdfSpace(b[i]) {
+					i++
+				}
+				if i >= n {
+					return true
+				}
+				c2 := b[i]
+				i++
+				if !isHex(c1) || !isHex(c2) {
+					break // the library stops with an error here
+				}
+			}
+		case c == '/':
+			i++
+			for i < n && !pdfDelim(b[i]) && !pdfSpace(b[i]) {
+				if b[i] == '#' {
+					i += 2
+				}
+				i++
+			}
+		case pdfDelim(c):
+			i++
+		default:
+			for i < n && !pdfDelim(b[i]) && !pdfSpace(b[i]) {
+				i++
+			}
+		}
+	}
+	return false
+}
+
+// pdfHasHex reports whether b holds a hex string outside literal strings
+// and comments.
+func pdfHasHex(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '%':
+			for i < len(b) && b[i] != '\r' && b[i] != '\n' {
+				i++
+			}
+		case '(':
+			depth := 1
+			for i++; i < len(b) && depth > 0; i++ {
+				switch b[i] {
+				case '\\':
+					i++
+				case '(':
+					depth++
+				case ')':
+					depth--
+				}
+			}
+			i--
+		case '<':
+			if i+1 < len(b) && b[i+1] == '<' {
+				i++
+				continue
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func pdfSpace(c byte) bool {
+	return c == 0 || c == '\t' || c == '\n' || c == '\f' || c == '\r' || c == ' '
+}
+
+func pdfDelim(c byte) bool { return strings.IndexByte("<>()[]{}/%", c) >= 0 }
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

@@ -79,6 +79,43 @@ func pdfCases() []pdfCase {
 			want:      []c{{text: "可以退货吗？可以三十天内。"}},
 		},
 		{
+			name: "ChineseRunsOnOneLine",
+			// Each character drawn on its own, as many CJK writers do; no
+			// spaces come between them.
+			data: pdfDoc{cjk: []rune("你好世界"), pages: []pdfPage{{content: "BT /F2 12 Tf 72 700 Td <0001> Tj <0002> Tj 30 0 Td <0003> Tj <0004> Tj ET"}}}.bytes(),
+			want: []c{{text: "你好世界"}},
+		},
+		{
+			name:      "ObjectStreamsAndXrefStream",
+			data:      objStmPDF("(Modern title)"),
+			wantTitle: "Modern title",
+			want:      []c{{text: "Stored in a modern file."}},
+		},
+		{
+			name: "FormEndingInHexStringIsSkipped",
+			// The library would loop forever on the form's unterminated
+			// hex string.
+			data: pdfDoc{pages: []pdfPage{{
+				content: pdfLines("Kept.") + " /Fm1 Do",
+				forms:   map[string]string{"Fm1": "BT /F1 12 Tf 72 600 Td (lost) Tj ET <41"},
+			}}}.bytes(),
+			want: []c{{text: "Kept."}},
+		},
+		{
+			name: "UnsafeToUnicodeDropsItsText",
+			data: pdfDoc{cjk: []rune("你"), cmapTail: "\n<00", pages: []pdfPage{{
+				content: pdfLines("Latin kept.") + "BT /F2 12 Tf 72 600 Td <0001> Tj ET",
+			}}}.bytes(),
+			want: []c{{text: "Latin kept."}},
+		},
+		{
+			name: "HugeCMapBlockDropsItsText",
+			data: pdfDoc{cjk: []rune("你"), cmapTail: "\n99999999999 beginbfchar endbfchar", pages: []pdfPage{{
+				content: pdfLines("Latin kept.") + "BT /F2 12 Tf 72 600 Td <0001> Tj ET",
+			}}}.bytes(),
+			want: []c{{text: "Latin kept."}},
+		},
+		{
 			name:      "UTF16Title",
 			data:      pdfDoc{title: "<FEFF00430061006600E9>", pages: []pdfPage{{content: pdfLines("Menu.")}}}.bytes(),
 			wantTitle: "Café",
@@ -141,7 +178,17 @@ func pdfErrorCases() []pdfErrorCase {
 	loop := bytes.Replace(buildPDF("", pdfLines("x")), []byte("/Kids [10 0 R]"), []byte("/Kids [2 0 R 2 0 R]"), 1)
 	encrypted := bytes.Replace(good, []byte("/Root 1 0 R"), []byte("/Root 1 0 R /Encrypt << /Filter /Secret /V 9 >> /ID [<01> <01>]"), 1)
 
+	// Declaring object 3,000,000,000 made the library allocate 96 GB.
+	hugeXref := bytes.Replace(good, []byte("xref\n0 "), []byte("xref\n3000000000 1\n0000000000 65535 f \n0 "), 1)
+	hugeXrefStream := bytes.Replace(objStmPDF("(t)"), []byte("/Size 10 "), []byte("/Size 9999999999 "), 1)
+	wideXrefStream := bytes.Replace(objStmPDF("(t)"), []byte("/W [1 4 2]"), []byte("/W [1 4 2000000000]"), 1)
+
 	return []pdfErrorCase{
+		{"ContentEndsInHexString", buildPDF("T", "BT /F1 12 Tf 72 700 Td (x) Tj ET <4142"), errs.Invalid, "damaged"},
+		{"ObjectStreamEndsInHexString", objStmPDF("<414243"), errs.Invalid, "damaged"},
+		{"HugeObjectNumber", hugeXref, errs.Invalid, "damaged"},
+		{"HugeXrefStreamSize", hugeXrefStream, errs.Invalid, "damaged"},
+		{"WideXrefStreamFields", wideXrefStream, errs.Invalid, "damaged"},
 		{"NotAPDF", []byte("hello, I am text"), errs.Invalid, "damaged or not a PDF"},
 		{"HeaderOnly", []byte("%PDF-1.7\n"), errs.Invalid, "damaged or not a PDF"},
 		{"Truncated", truncated, errs.Invalid, "damaged or not a PDF"},

@@ -322,6 +322,15 @@ var htmlTests = []struct {
 		},
 	},
 	{
+		name:      "ArticleHeaderKept",
+		in:        `<body><header>Site menu</header><article><header><h1>Returns</h1><p>Updated May</p></header><h2>Refunds</h2><p>Five days.</p><footer>Share</footer></article></body>`,
+		wantTitle: "Returns",
+		want: []c{
+			{text: "Updated May"},
+			{heading: "Refunds", text: "Five days."},
+		},
+	},
+	{
 		name:      "TitleFromH1",
 		in:        "<h1>Returns &amp; refunds</h1><p>Thirty days.</p>",
 		wantTitle: "Returns & refunds",

@@ -27,6 +27,7 @@ type pdfDoc struct {
 	compress bool   // FlateDecode the content streams
 	cjk      []rune // characters of the F2 font, codes <0001>, <0002>, …
 	header   string // "%PDF-1.4" unless set
+	cmapTail string // appended to the F2 font's ToUnicode map
 }
 
 // cjkHex returns the F2 codes of s as a PDF hex string, for s written with
@@ -104,7 +105,7 @@ func (d pdfDoc) bytes() []byte {
 		}
 		cmap.WriteString("endbfchar\n")
 	}
-	cmap.WriteString("endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend")
+	cmap.WriteString("endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend" + d.cmapTail)
 	stream(7, "", cmap.String())
 
 	for i, p := range d.pages {
@@ -165,4 +166,50 @@ func pdfLines(lines ...string) string {
 		y -= 14
 	}
 	return sb.String()
+}
+
+// objStmPDF is a PDF 1.5 file with a cross-reference stream, whose
+// information dictionary (object 6) and title (object 7) are stored in an
+// object stream; title is written as given, e.g. "(Hello)".
+func objStmPDF(title string) []byte {
+	var buf bytes.Buffer
+	offsets := map[int]int{}
+	add := func(num int, body string) {
+		offsets[num] = buf.Len()
+		fmt.Fprintf(&buf, "%d 0 obj\n%s\nendobj\n", num, body)
+	}
+	buf.WriteString("%PDF-1.5\n%\xE2\xE3\xCF\xD3\n")
+	content := pdfLines("Stored in a modern file.")
+	add(1, "<< /Type /Catalog /Pages 2 0 R >>")
+	add(2, "<< /Type /Pages /Kids [3 0 R] /Count 1 >>")
+	add(3, "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 8 0 R >> >> /Contents 4 0 R >>")
+	add(4, fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content))
+	info := "<< /Title 7 0 R >>\n"
+	objs := info + title
+	header := fmt.Sprintf("6 0 7 %d\n", len(info))
+	add(5, fmt.Sprintf("<< /Type /ObjStm /N 2 /First %d /Length %d >>\nstream\n%s%s\nendstream", len(header), len(header)+len(objs), header, objs))
+	add(8, "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
+	// Entries of 1 + 4 + 2 bytes: type, offset or stream, generation or index.
+	var xref bytes.Buffer
+	entry := func(typ byte, f2 uint32, f3 uint16) {
+		xref.Write([]byte{typ, byte(f2 >> 24), byte(f2 >> 16), byte(f2 >> 8), byte(f2), byte(f3 >> 8), byte(f3)})
+	}
+	entry(0, 0, 65535)
+	for num := 1; num <= 9; num++ {
+		switch num {
+		case 6:
+			entry(2, 5, 0)
+		case 7:
+			entry(2, 5, 1)
+		case 9:
+			entry(1, uint32(buf.Len()), 0)
+		default:
+			entry(1, uint32(offsets[num]), 0)
+		}
+	}
+	start := buf.Len()
+	fmt.Fprintf(&buf, "9 0 obj\n<< /Type /XRef /Size 10 /W [1 4 2] /Root 1 0 R /Info 6 0 R /Length %d >>\nstream\n", xref.Len())
+	buf.Write(xref.Bytes())
+	fmt.Fprintf(&buf, "\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n", start)
+	return buf.Bytes()
 }
