@@ -158,3 +158,16 @@ func FuzzPDFContent(f *testing.F) {
 		checkFuzz(t, knowledge.PDF, doc.bytes(), 0, 0)
 	})
 }
+
+// FuzzPDFCMap fuzzes a font's ToUnicode character map, which the library
+// reads with the same lexer as content streams.
+func FuzzPDFCMap(f *testing.F) {
+	f.Add("", "BT /F2 12 Tf 72 700 Td <00010002> Tj ET")
+	f.Add("\n1 beginbfrange <0001> <0002> <4F60> endbfrange", "BT /F2 12 Tf 72 700 Td <0001> Tj ET")
+	f.Add("\n2 beginbfrange <0001> <0002> [<4F60> <597D>] endbfrange", "BT /F2 12 Tf 72 700 Td <00010002> Tj ET")
+	f.Add("\n<00", "BT /F2 12 Tf 72 700 Td <0001> Tj ET")
+	f.Fuzz(func(t *testing.T, cmapTail, content string) {
+		doc := pdfDoc{cjk: []rune("你好"), cmapTail: cmapTail, pages: []pdfPage{{content: content}}}
+		checkFuzz(t, knowledge.PDF, doc.bytes(), 0, 0)
+	})
+}

@@ -30,7 +30,7 @@ const (
 	maxPDFFormDepth  = 8 // form XObjects drawn inside form XObjects
 	maxPDFDecoded    = 64 << 20
 	maxCMapEntries   = 65536
-	maxPDFWork       = 4_000_000_000 // character-map comparisons, a few seconds
+	maxPDFWork       = 1_000_000_000 // character-map comparisons, a few seconds
 )
 
 var (
@@ -229,24 +229,7 @@ func (ex *pdfExtractor) run(strm, resources pdf.Value, ctm matrix, spans *[]span
 		}
 		trm := matrix{g.size * g.scale, 0, 0, g.size, 0, g.rise}.mul(g.tm).mul(g.ctm)
 		size := math.Hypot(trm[2], trm[3])
-		// Advance by the glyph widths; fonts without widths get an average,
-		// and composite (CJK) fonts their default width per 2-byte code.
-		adv := float64(n) * (0.5*g.size + g.charSp)
-		if g.font.V.Key("Subtype").Name() == "Type0" {
-			dw := 1000.0
-			if v := g.font.V.Key("DescendantFonts").Index(0).Key("DW"); v.Kind() == pdf.Integer || v.Kind() == pdf.Real {
-				dw = v.Float64()
-			}
-			adv = float64(len(raw)/2) * (dw/1000*g.size + g.charSp)
-		} else if g.font.V.Key("Widths").Kind() == pdf.Array {
-			adv = 0
-			for i := 0; i < len(raw); i++ {
-				adv += g.font.Width(int(raw[i]))/1000*g.size + g.charSp
-				if raw[i] == ' ' {
-					adv += g.wordSp
-				}
-			}
-		}
+		adv := g.font.advance(raw, n, g)
 		g.tm = matrix{1, 0, 0, 1, adv * g.scale, 0}.mul(g.tm)
 		end := matrix{g.size * g.scale, 0, 0, g.size, 0, g.rise}.mul(g.tm).mul(g.ctm)
 		*spans = append(*spans, span{x: trm[4], y: trm[5], endX: end[4], size: size, text: s})
@@ -564,12 +547,54 @@ type pdfFont struct {
 	pdf.Font
 	enc     pdf.TextEncoding
 	entries int // mappings in its ToUnicode map, each tried per character
+
+	// What advancing over text needs, read once.
+	composite bool      // a Type0 font, with 2-byte codes
+	dw        float64   // its default glyph width
+	first     int       // the code of widths[0]
+	widths    []float64 // a simple font's glyph widths, nil when absent
+}
+
+// advance is how far drawing raw (n characters once decoded) moves along
+// the line, in text space. Fonts without widths get an average width, and
+// composite (CJK) fonts their default width for each 2-byte code.
+func (f *pdfFont) advance(raw string, n int, g textState) float64 {
+	switch {
+	case f.composite:
+		return float64(len(raw)/2) * (f.dw/1000*g.size + g.charSp)
+	case f.widths != nil:
+		adv := 0.0
+		for i := 0; i < len(raw); i++ {
+			w := 0.0
+			if k := int(raw[i]) - f.first; k >= 0 && k < len(f.widths) {
+				w = f.widths[k]
+			}
+			adv += w/1000*g.size + g.charSp
+			if raw[i] == ' ' {
+				adv += g.wordSp
+			}
+		}
+		return adv
+	}
+	return float64(n) * (0.5*g.size + g.charSp)
 }
 
 // font prepares a font dictionary; a font whose ToUnicode map could not be
 // read safely shows no text.
 func (ex *pdfExtractor) font(v pdf.Value) *pdfFont {
-	f := &pdfFont{Font: pdf.Font{V: v}}
+	f := &pdfFont{Font: pdf.Font{V: v}, dw: 1000}
+	if v.Key("Subtype").Name() == "Type0" {
+		f.composite = true
+		if dw := v.Key("DescendantFonts").Index(0).Key("DW"); dw.Kind() == pdf.Integer || dw.Kind() == pdf.Real {
+			f.dw = dw.Float64()
+		}
+	} else if w := v.Key("Widths"); w.Kind() == pdf.Array {
+		f.first = int(v.Key("FirstChar").Int64())
+		f.widths = make([]float64, min(w.Len(), 256))
+		for i := range f.widths {
+			f.widths[i] = w.Index(i).Float64()
+		}
+	}
 	if tu := v.Key("ToUnicode"); tu.Kind() == pdf.Stream {
 		b, err := ex.readStream(tu)
 		entries, ok := cmapEntries(b)
