@@ -674,4 +674,33 @@ func TestBrowser(t *testing.T) {
 		ph.waitFor(`document.body.dataset.signedIn === "true"`, "the console on a phone")
 		ph.screenshot("console-phone")
 	})
+
+	t.Run("AdminAndLanding", func(t *testing.T) {
+		var login struct{ Token string }
+		s.login(t, "admin@example.com", staffPassword).expect(t, http.StatusOK).decode(t, &login)
+		s.do(t, "POST", "/api/v1/teams", login.Token, map[string]any{"name": "support", "timezone": "Europe/Berlin", "sla_seconds": 300,
+			"hours": map[string]string{"mon": "09:00-17:00", "tue": "09:00-17:00", "wed": "09:00-17:00", "thu": "09:00-17:00", "fri": "09:00-16:00"}}).expect(t, http.StatusCreated)
+		for _, vp := range []viewport{desktop, phone} {
+			tb := newTab(t, bctx, proxy.URL(), vp, true)
+			tb.open("/admin")
+			tb.signIn("admin@example.com")
+			tb.waitFor(`!!document.querySelector('#kpi-out') && !document.querySelector('#kpi-loading')`, "the dashboard")
+			tb.screenshot("admin-" + vp.name)
+			for _, section := range []string{"teams", "intents", "thresholds"} {
+				tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`.sidenav button[data-key=%q]`, section))))
+				tb.waitFor(`!document.querySelector('#admin-loading')`, "the "+section+" section")
+				if vp == desktop {
+					tb.screenshot("admin-" + section + "-" + vp.name)
+				}
+			}
+
+			// The landing page, with the widget open on it.
+			tb.do(chromedp.Navigate(tb.base + "/"))
+			tb.waitFor(`!!document.querySelector('#tandem-widget')`, "the widget's launcher")
+			tb.screenshot("landing-" + vp.name)
+			tb.eval(`window.Tandem.open(), true`, nil)
+			tb.waitFor(`(() => { const f = document.querySelector('#tandem-widget').shadowRoot.querySelector('iframe'); return f && f.contentDocument && f.contentDocument.body && f.contentDocument.body.dataset.ready === 'true' })()`, "the chat in the widget")
+			tb.screenshot("widget-" + vp.name)
+		}
+	})
 }
