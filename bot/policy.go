@@ -31,7 +31,7 @@ type Policy struct {
 
 // DefaultPolicy measured well on the demo knowledge base and FAQ data
 // (docs/benchmarks.md).
-var DefaultPolicy = Policy{AnswerThreshold: 0.5, LowTurns: 2, IntentThreshold: 0.6, DefaultTeam: "support"}
+var DefaultPolicy = Policy{AnswerThreshold: 0.5, LowTurns: 2, IntentThreshold: 0.8, DefaultTeam: "support"}
 
 // Validate explains what is wrong. Returns Invalid.
 func (p Policy) Validate() error {

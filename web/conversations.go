@@ -175,6 +175,11 @@ func (s *Server) postMessage(c *fiber.Ctx) error {
 	if !wait {
 		return c.Status(status).JSON(fiber.Map{"message": res.Message})
 	}
+	if res.Turn == nil && res.State != handoff.StateBot {
+		// A person handles this conversation: there is no bot turn to wait
+		// for, and a person's reply comes when it comes (WebSocket).
+		return c.Status(status).JSON(fiber.Map{"message": res.Message, "reply": nil, "state": res.State})
+	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.deps.WaitTimeout)
 	defer cancel()
 	reply, state, err := s.deps.Conversations.WaitReply(ctx, id, res.Message.Seq, sub, res.Turn)

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
@@ -36,6 +37,7 @@ func cmdEvalRetrieval(ctx context.Context, args []string, stdout, stderr io.Writ
 	bankPath := fs.String("bank", "", "JSONL FAQ bank: {faq_id, question[, answer]}")
 	queriesPath := fs.String("queries", "", "JSONL queries: {question, faq_ids}")
 	limit := fs.Int("limit", 0, "use only the first N queries (0: all)")
+	calibrate := fs.Bool("calibrate", false, "also fit the score calibration (P(top hit is right | cosine, lexical coverage)) and print it")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return errHelp
@@ -106,7 +108,60 @@ func cmdEvalRetrieval(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	fmt.Fprintf(stdout, "queries %d  bank %d  %s  (%.1f ms/query, embedder %s)\n", len(queries), len(bank), m,
 		float64(time.Since(start).Milliseconds())/float64(max(1, len(queries))), ix.Embedder().Name())
+	if !*calibrate {
+		return nil
+	}
+	// One example per query: the features of the top hit that is not the
+	// query itself, labelled by whether it answers the query.
+	var xs [][2]float64
+	var ys []float64
+	for _, q := range queries {
+		hits, err := ix.Search(ctx, retrieval.SearchRequest{Text: q.Question, K: 3, DocumentID: d.ID})
+		if err != nil {
+			return err
+		}
+		for _, h := range hits {
+			if h.Question == q.Question {
+				continue
+			}
+			y := 0.0
+			for _, id := range q.FAQIDs {
+				if idOf[h.Question] == id {
+					y = 1
+				}
+			}
+			xs = append(xs, [2]float64{h.Vector, h.Lexical})
+			ys = append(ys, y)
+			break
+		}
+	}
+	a, b, c := fitLogistic(xs, ys)
+	fmt.Fprintf(stdout, "calibration: score = 1/(1+exp(-(%.3f*vector + %.3f*lexical + %.3f))) over %d queries\n", a, b, c, len(xs))
 	return nil
+}
+
+// fitLogistic fits P(y=1) = sigmoid(a*x0 + b*x1 + c) by gradient descent on
+// the log loss.
+func fitLogistic(xs [][2]float64, ys []float64) (a, b, c float64) {
+	if len(xs) == 0 {
+		return 0, 0, 0
+	}
+	lr := 0.5
+	for it := 0; it < 3000; it++ {
+		var ga, gb, gc float64
+		for i, x := range xs {
+			p := 1 / (1 + math.Exp(-(a*x[0] + b*x[1] + c)))
+			e := p - ys[i]
+			ga += e * x[0]
+			gb += e * x[1]
+			gc += e
+		}
+		n := float64(len(xs))
+		a -= lr * ga / n
+		b -= lr * gb / n
+		c -= lr * gc / n
+	}
+	return a, b, c
 }
 
 // bankDocument renders a FAQ bank as a JSON FAQ sheet. BQ-style banks have
