@@ -14,6 +14,7 @@ import (
 	"github.com/tandem-chat/tandem/internal/db"
 	"github.com/tandem-chat/tandem/internal/errs"
 	"github.com/tandem-chat/tandem/internal/metrics"
+	"github.com/tandem-chat/tandem/internal/pii"
 )
 
 // Options configure a Service.
@@ -231,6 +232,10 @@ func (s *Service) PostMessage(ctx context.Context, convID string, author Author,
 	}
 	if len(clientMsgID) > 128 {
 		return nil, errs.Errorf(errs.Invalid, "client_msg_id must be at most 128 characters")
+	}
+	if author.Role == RoleCustomer {
+		// The transcript never keeps a customer's full card number.
+		text = pii.MaskCards(text)
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
