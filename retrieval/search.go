@@ -62,10 +62,10 @@ func (ix *Index) Search(ctx context.Context, q SearchRequest) ([]Hit, error) {
 	}
 	qv := vecs[0]
 	dim := len(qv)
-	tsq := AnalyzeQuery(q.Text)
+	terms := queryTerms(q.Text)
 
 	filter := ""
-	args := []any{pgvector.NewVector(qv), candidates, tsq}
+	args := []any{pgvector.NewVector(qv), candidates, ""}
 	if len(q.Tags) > 0 {
 		args = append(args, sanitizeTags(q.Tags))
 		filter += fmt.Sprintf(" AND c.tags && $%d", len(args))
@@ -98,6 +98,11 @@ func (ix *Index) Search(ctx context.Context, q SearchRequest) ([]Hit, error) {
 		return nil, db.Translate(err, "chunks")
 	}
 	defer tx.Rollback(ctx)
+	tsq, err := selectiveQuery(ctx, tx, terms)
+	if err != nil {
+		return nil, err
+	}
+	args[2] = tsq
 	if ix.EFSearch > 0 {
 		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL hnsw.ef_search = %d", ix.EFSearch)); err != nil {
 			return nil, db.Translate(err, "chunks")
@@ -155,6 +160,67 @@ func (ix *Index) Search(ctx context.Context, q SearchRequest) ([]Hit, error) {
 		hits[i].Score = Calibrate(hits[i].Vector, hits[i].Lexical)
 	}
 	return hits, tx.Commit(ctx)
+}
+
+// maxTerms bounds the full-text query to the rarest terms of the question.
+const maxTerms = 8
+
+// queryTerms returns the distinct analysed tokens of text.
+func queryTerms(text string) []string {
+	var out []string
+	seen := map[string]bool{}
+	forEachToken(text, func(tok string) {
+		if !seen[tok] {
+			seen[tok] = true
+			out = append(out, tok)
+		}
+	})
+	return out
+}
+
+// selectiveQuery builds the full-text query from the question's rarest
+// terms: a term found in more than a twentieth of the chunks matches too
+// much to tell them apart and would make the search scan most of them, so
+// it is left out (unless nothing else is left). Terms no chunk has are
+// left out too: they cannot match.
+func selectiveQuery(ctx context.Context, tx pgx.Tx, terms []string) (string, error) {
+	if len(terms) == 0 {
+		return "", nil
+	}
+	rows, err := tx.Query(ctx, `SELECT lexeme, df,
+		greatest((SELECT reltuples FROM pg_class WHERE oid = 'chunks'::regclass), 0)::bigint
+		FROM term_stats WHERE lexeme = ANY($1) AND df > 0 ORDER BY df, lexeme`, terms)
+	if err != nil {
+		return "", db.Translate(err, "chunks")
+	}
+	defer rows.Close()
+	type term struct {
+		lexeme string
+		df     int64
+	}
+	var found []term
+	var total int64
+	for rows.Next() {
+		var t term
+		if err := rows.Scan(&t.lexeme, &t.df, &total); err != nil {
+			return "", err
+		}
+		found = append(found, t)
+	}
+	if err := rows.Err(); err != nil {
+		return "", db.Translate(err, "chunks")
+	}
+	limit := max(total/20, 50)
+	var kept []string
+	for _, t := range found {
+		if t.df <= limit || len(kept) < 2 {
+			kept = append(kept, t.lexeme)
+		}
+		if len(kept) == maxTerms {
+			break
+		}
+	}
+	return strings.Join(kept, " | "), nil
 }
 
 // load fetches the hits' text and titles, in the given order.
