@@ -490,6 +490,7 @@ func frustrated(text string, history []handoff.Message) bool {
 		return true // shouting
 	}
 	// The same question again after the bot answered or asked to clarify.
+	// text is redacted and the history is as stored, so compare redacted.
 	var prev string
 	answered := false
 	for i := len(history) - 1; i >= 0; i-- {
@@ -497,13 +498,17 @@ func frustrated(text string, history []handoff.Message) bool {
 		if m.Role == handoff.RoleBot && (m.Meta.Decision == DecisionAnswer || m.Meta.Decision == DecisionClarify) {
 			answered = true
 		}
-		if m.Role == handoff.RoleCustomer && m.Text != text {
+		if m.Role != handoff.RoleCustomer {
+			continue
+		}
+		said := pii.Redact(m.Text)
+		if said != text {
 			if answered {
-				prev = m.Text
+				prev = said
 			}
 			break
 		}
-		if m.Role == handoff.RoleCustomer && m.Text == text && i < len(history)-1 && answered {
+		if i < len(history)-1 && answered {
 			return true
 		}
 	}
