@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -130,6 +131,12 @@ func newTab(t *testing.T, bctx context.Context, base string, vp viewport, privat
 	}
 	tb.do(emulate)
 	return tb
+}
+
+// sibling opens another tab that shares this tab's cookies and storage.
+func (tb *tab) sibling(vp viewport) *tab {
+	tb.t.Helper()
+	return newTab(tb.t, tb.ctx, tb.base, vp)
 }
 
 // do runs actions with a bound, failing the test on error.
@@ -484,7 +491,7 @@ func TestBrowser(t *testing.T) {
 
 		// A reload (here: a phone-sized tab of the same browser) resumes
 		// the conversation from localStorage.
-		ph := newTab(t, bctx, proxy.URL(), phone)
+		ph := tb.sibling(phone)
 		ph.open("/chat")
 		ph.waitFor(fmt.Sprintf(`document.querySelectorAll('#messages > li[data-seq]:not(.state)').length >= %d`, len(msgs)), "the resumed conversation")
 		matchTranscript(t, ph.shown(), msgs)
@@ -503,7 +510,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("ChatInChinese", func(t *testing.T) {
-		tb := newTab(t, bctx, proxy.URL(), phone)
+		tb := newTab(t, bctx, proxy.URL(), phone, true)
 		tb.open("/chat?lang=zh")
 		var human string
 		tb.eval(`document.querySelector('#human').textContent.trim()`, &human)
@@ -514,7 +521,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("KnowledgeUploadAndTest", func(t *testing.T) {
-		tb := newTab(t, bctx, proxy.URL(), desktop)
+		tb := newTab(t, bctx, proxy.URL(), desktop, true)
 		tb.open("/knowledge")
 		tb.screenshot("signin-desktop")
 		tb.signIn("editor@example.com")
@@ -568,14 +575,14 @@ func TestBrowser(t *testing.T) {
 		}
 		tb.screenshot("knowledge-test-desktop")
 
-		ph := newTab(t, bctx, proxy.URL(), phone)
+		ph := tb.sibling(phone)
 		ph.open("/knowledge")
 		ph.waitFor(`document.querySelectorAll('#docs li[data-id]').length === 4`, "the list on a phone")
 		ph.screenshot("knowledge-phone")
 	})
 
 	t.Run("HandoffToAgentAndRating", func(t *testing.T) {
-		agent := newTab(t, bctx, proxy.URL(), desktop)
+		agent := newTab(t, bctx, proxy.URL(), desktop, true)
 		agent.open("/console")
 		agent.signIn("agent@example.com")
 		agent.waitFor(`document.querySelector('#live')?.textContent === 'live'`, "the console's live connection")
@@ -669,7 +676,7 @@ func TestBrowser(t *testing.T) {
 		agent.waitFor(`document.querySelector('#thread').textContent.includes('Customer rated')`, "the rating on the console")
 		agent.screenshot("console-closed-desktop")
 
-		ph := newTab(t, bctx, proxy.URL(), phone)
+		ph := agent.sibling(phone)
 		ph.open("/console")
 		ph.waitFor(`document.body.dataset.signedIn === "true"`, "the console on a phone")
 		ph.screenshot("console-phone")
@@ -703,4 +710,62 @@ func TestBrowser(t *testing.T) {
 			tb.screenshot("widget-" + vp.name)
 		}
 	})
+}
+
+// inlineCode finds inline scripts, style attributes and event handler
+// attributes, which the pages' CSP would block.
+var inlineCode = regexp.MustCompile(`<script>|<script [^>]*>[^<]|\sstyle=|\son[a-z]+=`)
+
+// TestPages checks what every page is served with: security headers, the
+// chat page framable only by allowed origins, the widget script loadable by
+// any site.
+func TestPages(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, dbtest.New(t))
+	for _, path := range []string{"/", "/chat", "/console", "/knowledge", "/admin"} {
+		r := s.do(t, "GET", path, "", nil).expect(t, http.StatusOK)
+		if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+			t.Errorf("%s: Content-Type %q", path, ct)
+		}
+		csp := r.header.Get("Content-Security-Policy")
+		for _, want := range []string{"default-src 'self'", "script-src 'self'", "object-src 'none'", "base-uri 'none'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("%s: CSP %q lacks %q", path, csp, want)
+			}
+		}
+		if strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") {
+			t.Errorf("%s: CSP allows inline code: %q", path, csp)
+		}
+		if r.header.Get("X-Content-Type-Options") != "nosniff" || r.header.Get("Referrer-Policy") == "" {
+			t.Errorf("%s: missing nosniff or Referrer-Policy: %v", path, r.header)
+		}
+		framable := path == "/chat"
+		if got := strings.Contains(csp, "frame-ancestors 'none'"); got == framable {
+			t.Errorf("%s: CSP %q (framable %v)", path, csp, framable)
+		}
+		if framable && !strings.Contains(csp, "frame-ancestors 'self'") {
+			t.Errorf("%s: the chat page cannot be framed by the widget: %q", path, csp)
+		}
+		if got := r.header.Get("X-Frame-Options"); (got == "DENY") == framable {
+			t.Errorf("%s: X-Frame-Options %q", path, got)
+		}
+		if inlineCode.Match(r.body) {
+			t.Errorf("%s has inline script, style or handler attributes, which the CSP blocks", path)
+		}
+	}
+	w := s.do(t, "GET", "/widget.js", "", nil, "Origin", "https://shop.example.com").expect(t, http.StatusOK)
+	if w.header.Get("Access-Control-Allow-Origin") != "*" || w.header.Get("Cross-Origin-Resource-Policy") != "cross-origin" ||
+		!strings.HasPrefix(w.header.Get("Content-Type"), "text/javascript") {
+		t.Errorf("/widget.js headers %v", w.header)
+	}
+	a := s.do(t, "GET", "/ui/chat.js", "", nil).expect(t, http.StatusOK)
+	etag := a.header.Get("ETag")
+	if etag == "" || !strings.HasPrefix(a.header.Get("Content-Type"), "text/javascript") {
+		t.Errorf("/ui/chat.js headers %v", a.header)
+	}
+	s.do(t, "GET", "/ui/chat.js", "", nil, "If-None-Match", etag).expect(t, http.StatusNotModified)
+	if code := s.do(t, "GET", "/ui/nope.js", "", nil).expect(t, http.StatusNotFound).errorCode(t); code != "not_found" {
+		t.Errorf("unknown asset: code %q", code)
+	}
+	s.do(t, "GET", "/ui/chat.html", "", nil).expect(t, http.StatusNotFound)
 }
