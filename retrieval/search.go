@@ -93,7 +93,9 @@ func (ix *Index) Search(ctx context.Context, q SearchRequest) ([]Hit, error) {
 		return nil, db.Translate(err, "chunks")
 	}
 	defer conn.Release()
-	tx, err := conn.Begin(ctx)
+	// One snapshot for the candidates and their text: under READ COMMITTED
+	// a document replaced between the two statements would lose its hits.
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, db.Translate(err, "chunks")
 	}
