@@ -21,7 +21,11 @@ func Parse(format Format, data []byte) (*Parsed, error) {
 }
 
 // ParseWith is Parse with explicit chunk sizes.
-func ParseWith(format Format, data []byte, opt ChunkOptions) (p *Parsed, err error) {
+func ParseWith(format Format, data []byte, opt ChunkOptions) (*Parsed, error) {
+	return parse(format, data, opt)
+}
+
+func parse(format Format, data []byte, opt ChunkOptions) (p *Parsed, err error) {
 	// A parser bug must cost one upload, not the process.
 	defer func() {
 		if r := recover(); r != nil {
