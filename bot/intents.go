@@ -2,11 +2,13 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tandem-chat/tandem/internal/db"
@@ -196,29 +198,56 @@ func (s *IntentStore) Replace(ctx context.Context, ins []Intent) error {
 }
 
 // Import adds labelled examples ({text, intent} records) to the intents
-// they name, creating intents that do not exist with action answer. It
-// returns how many examples were added.
+// they name, creating intents that do not exist with action answer.
+// Out-of-scope examples are skipped. It returns how many examples were new.
+// Returns Invalid, naming the first bad record, and then imports nothing.
 func (s *IntentStore) Import(ctx context.Context, examples []Example) (int, error) {
 	by := map[string][]string{}
-	for _, e := range examples {
-		if e.Intent == IntentOOS || e.Intent == "" {
+	seen := map[string]bool{}
+	var names []string
+	for i, e := range examples {
+		name := strings.TrimSpace(e.Intent)
+		if name == IntentOOS || name == "" {
 			continue
 		}
-		by[e.Intent] = append(by[e.Intent], e.Text)
+		if name == IntentNone || utf8.RuneCountInString(name) > 64 {
+			return 0, errs.Errorf(errs.Invalid, "example %d: intent %q is reserved or longer than 64 characters", i+1, name)
+		}
+		if strings.TrimSpace(e.Text) == "" || utf8.RuneCountInString(e.Text) > 1000 || !utf8.ValidString(e.Text) {
+			return 0, errs.Errorf(errs.Invalid, "example %d: text must be 1 to 1000 characters", i+1)
+		}
+		if _, ok := by[name]; !ok {
+			names = append(names, name)
+		}
+		if key := name + "\x00" + e.Text; !seen[key] {
+			seen[key] = true
+			by[name] = append(by[name], e.Text)
+		}
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, db.Translate(err, "intents")
 	}
 	defer tx.Rollback(ctx)
-	n := 0
-	for name, ex := range by {
-		if _, err := tx.Exec(ctx, `INSERT INTO intents (name, examples) VALUES ($1, $2)
-			ON CONFLICT (name) DO UPDATE SET examples = (SELECT array_agg(DISTINCT e) FROM unnest(intents.examples || $2) e),
-				updated_at = now()`, name, ex); err != nil {
+	added := 0
+	for _, name := range names {
+		ex := by[name]
+		var before int
+		err := tx.QueryRow(ctx, `SELECT cardinality(examples) FROM intents WHERE name = $1 FOR UPDATE`, name).Scan(&before)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return 0, db.Translate(err, "intent")
 		}
-		n += len(ex)
+		var after int
+		if err := tx.QueryRow(ctx, `INSERT INTO intents (name, examples) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET examples = (SELECT array_agg(DISTINCT e) FROM unnest(intents.examples || $2) e),
+				updated_at = now()
+			RETURNING cardinality(examples)`, name, ex).Scan(&after); err != nil {
+			return 0, db.Translate(err, "intent")
+		}
+		if after > 5000 {
+			return 0, errs.Errorf(errs.Invalid, "intent %q: at most 5000 examples", name)
+		}
+		added += max(0, after-before)
 	}
-	return n, db.Translate(tx.Commit(ctx), "intents")
+	return added, db.Translate(tx.Commit(ctx), "intents")
 }
