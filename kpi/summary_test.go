@@ -83,7 +83,7 @@ func TestCompute(t *testing.T) {
 	f.message(c2, at(day1, 11, 0, 10), "customer")
 	f.state(c2, at(day1, 11, 1, 0), "bot", "queued", "customer_request")
 	f.state(c2, at(day1, 11, 3, 0), "queued", "assigned", "claimed") // waited 120 s
-	f.message(c2, at(day1, 11, 4, 0), "agent")                        // first response 180 s
+	f.message(c2, at(day1, 11, 4, 0), "agent")                       // first response 180 s
 	f.state(c2, at(day1, 11, 5, 0), "assigned", "queued", "transferred")
 	f.state(c2, at(day1, 11, 6, 0), "queued", "assigned", "claimed")
 	f.state(c2, at(day1, 11, 10, 0), "assigned", "closed", "closed") // resolution 600 s

@@ -130,6 +130,7 @@ func (s *Server) routes() {
 
 	app.Get("/ws/conversations/:id", s.customerSocketUpgrade, s.customerSocket())
 	app.Get("/ws/agent", s.agentSocketUpgrade, s.agentSocket())
+	api.Get("/metrics/summary", s.requireStaff(auth.RoleAdmin), s.metricsSummary)
 	s.pages() // the browser pages and /widget.js (pages.go)
 
 	app.Use(func(c *fiber.Ctx) error {

@@ -58,7 +58,8 @@ async function dashboard() {
     const f = new Date(`${fromIn.value}T00:00:00`);
     const t = new Date(`${toIn.value}T00:00:00`);
     t.setDate(t.getDate() + 1);
-    const q = `from=${encodeURIComponent(f.toISOString())}&to=${encodeURIComponent(t.toISOString())}`;
+    const tz = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+    const q = `from=${encodeURIComponent(f.toISOString())}&to=${encodeURIComponent(t.toISOString())}&tz=${encodeURIComponent(tz)}`;
     csv.href = `/api/v1/metrics/summary?${q}&format=csv`;
     out.replaceChildren(h('p', { class: 'empty', id: 'kpi-loading' }, 'Loading…'));
     const r = await api('GET', `/api/v1/metrics/summary?${q}`);
