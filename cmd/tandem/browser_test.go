@@ -692,6 +692,15 @@ func TestBrowser(t *testing.T) {
 			tb.open("/admin")
 			tb.signIn("admin@example.com")
 			tb.waitFor(`!!document.querySelector('#kpi-out') && !document.querySelector('#kpi-loading')`, "the dashboard")
+			var shownConvs string
+			tb.eval(`document.querySelector('.kpi .value')?.textContent || ''`, &shownConvs)
+			var convs int
+			if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM conversations`).Scan(&convs); err != nil {
+				t.Fatal(err)
+			}
+			if shownConvs != fmt.Sprint(convs) {
+				t.Errorf("the dashboard shows %q conversations, the database has %d", shownConvs, convs)
+			}
 			tb.screenshot("admin-" + vp.name)
 			for _, section := range []string{"teams", "intents", "thresholds"} {
 				tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`.sidenav button[data-key=%q]`, section))))
