@@ -143,7 +143,7 @@ function svgBox(w, hgt, label) {
 function stackedBars(rows) {
   const w = 560; const hgt = 240; const pad = { l: 36, r: 8, t: 10, b: 28 };
   // Counts: at least 4, so the four grid steps are whole numbers.
-  const max = Math.max(4, niceMax(Math.max(0, ...rows.map((r) => r.a + r.b))));
+  const max = Math.max(4, Math.ceil(niceMax(Math.max(0, ...rows.map((r) => r.a + r.b))) / 4) * 4);
   const svg = svgBox(w, hgt, rows.map((r) => `${r.label}: ${r.a + r.b}`).join(', ') || 'no data');
   svg.append(frame(w, hgt, max, (v) => Math.round(v), pad));
   const iw = (w - pad.l - pad.r) / Math.max(rows.length, 1);
