@@ -145,7 +145,9 @@ function save() {
   } catch { /* private mode: the chat still works for this page view */ }
 }
 
-const csatKey = () => `tandem.csat.${st.conv?.id}`;
+// csatKey marks a rating request as answered (a conversation may be closed,
+// reopened and closed again).
+const csatKey = (seq) => `tandem.csat.${st.conv?.id}.${seq || 0}`;
 
 // ---- rendering -------------------------------------------------------------
 
@@ -279,7 +281,9 @@ function markUnread() {
 // ---- events from the server ----------------------------------------------
 
 function onFrame(f) {
-  if (f.seq && f.seq > st.streamSeq) st.streamSeq = f.seq;
+  // Stored events arrive in seq order; an ack's seq is our own message's,
+  // which may be ahead of events not yet received, so it does not count.
+  if (f.seq && f.type !== 'ack' && f.type !== 'error' && f.seq > st.streamSeq) st.streamSeq = f.seq;
   switch (f.type) {
     case 'message': if (f.message) showMessage(f.message); break;
     case 'state': showState(f); break;
@@ -374,7 +378,7 @@ function showCsat(f) {
     if (st.seen.has(f.seq)) return;
     st.seen.add(f.seq);
   }
-  try { if (localStorage.getItem(csatKey())) return; } catch { /* ignore */ }
+  try { if (localStorage.getItem(csatKey(f.seq))) return; } catch { /* ignore */ }
   list.querySelector('.csat')?.remove();
   let score = 0;
   const labels = [];
@@ -398,7 +402,7 @@ function showCsat(f) {
     if (!score) return;
     st.pendingCsat = { type: 'csat', score, comment: comment.value.trim() };
     sendCsat();
-    try { localStorage.setItem(csatKey(), String(score)); } catch { /* ignore */ }
+    try { localStorage.setItem(csatKey(f.seq), String(score)); } catch { /* ignore */ }
     form.replaceWith(h('p', { class: 'csat-done', role: 'status' }, icon(icons.check), T.csat_thanks));
   });
   tail(card);
