@@ -17,13 +17,15 @@ import (
 
 func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: tandem eval retrieval --bank FILE --queries FILE")
+		return errors.New("usage: tandem eval retrieval --bank FILE --queries FILE | tandem eval intents --train FILE [--test FILE]")
 	}
 	switch args[0] {
 	case "retrieval":
 		return cmdEvalRetrieval(ctx, args[1:], stdout, stderr)
+	case "intents":
+		return cmdEvalIntents(ctx, args[1:], stdout, stderr)
 	default:
-		return fmt.Errorf("unknown evaluation %q (want retrieval)", args[0])
+		return fmt.Errorf("unknown evaluation %q (want retrieval or intents)", args[0])
 	}
 }
 

@@ -27,6 +27,8 @@ Usage:
   tandem ingest [--tags a,b] PATH...   load documents and folders into the knowledge base
   tandem reindex [--all]    re-embed chunks after a change of embedding model
   tandem eval retrieval --bank F --queries F   retrieval quality on a FAQ bank
+  tandem eval intents --train F [--test F]     intent detection quality on labelled examples
+  tandem intents import FILE.jsonl             add labelled examples {text, intent} to the intents
   tandem demo-users         create the demo accounts (local databases only)
 
 Run "tandem COMMAND --help" for a command's flags and settings.
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdReindex(ctx, args[1:], stdout, stderr)
 	case "eval":
 		err = cmdEval(ctx, args[1:], stdout, stderr)
+	case "intents":
+		err = cmdIntents(ctx, args[1:], stdout, stderr)
 	case "demo-users":
 		err = cmdDemoUsers(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
