@@ -86,7 +86,7 @@ function kpis(m) {
   const csat = m.csat || {};
   const cards = h('div', { class: 'kpis' },
     card('Conversations', String(m.conversations ?? 0), `${m.handoffs ?? 0} handed to a person`),
-    card('Bot containment', pct(m.containment_rate), 'closed or resolved without a person'),
+    card('Bot containment', pct(m.containment_rate), 'never handed to a person'),
     card('Handoff rate', pct(m.handoff_rate), 'of conversations'),
     card('First response', dur(m.first_response_seconds?.p50), p(m.first_response_seconds)),
     card('Queue wait', dur(m.queue_wait_seconds?.p50), p(m.queue_wait_seconds)),
