@@ -55,7 +55,8 @@ func (u *Unanswered) Record(ctx context.Context, text, reason string, confidence
 	var id string
 	var sim float64
 	err = u.pool.QueryRow(ctx, `SELECT id, 1 - (embedding <=> $1) FROM unanswered
-		WHERE resolved_at IS NULL AND embed_model = $2 ORDER BY embedding <=> $1 LIMIT 1`, v, u.emb.Name()).Scan(&id, &sim)
+		WHERE resolved_at IS NULL AND embed_model = $2 AND vector_dims(embedding) = $3
+		ORDER BY embedding <=> $1 LIMIT 1`, v, u.emb.Name(), len(vecs[0])).Scan(&id, &sim)
 	if err == nil && sim >= sameQuestion {
 		_, err = u.pool.Exec(ctx, `UPDATE unanswered SET count = count + 1, last_seen = now(), last_reason = $2,
 			last_confidence = $3, conversation_id = coalesce($4, conversation_id),

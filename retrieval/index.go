@@ -155,10 +155,12 @@ func (ix *Index) EnsureIndex(ctx context.Context) error {
 	return db.Translate(err, "index")
 }
 
-// StaleChunks counts chunks embedded by another model than the index's.
+// StaleChunks counts chunks embedded by another model than the index's (by
+// name, or by dimension when a model changed its size under one name).
 func (ix *Index) StaleChunks(ctx context.Context) (int, error) {
 	var n int
-	err := ix.pool.QueryRow(ctx, `SELECT count(*) FROM chunks WHERE embed_model <> $1`, ix.emb.Name()).Scan(&n)
+	err := ix.pool.QueryRow(ctx, `SELECT count(*) FROM chunks WHERE embed_model <> $1 OR vector_dims(embedding) <> $2`,
+		ix.emb.Name(), ix.emb.Dim()).Scan(&n)
 	return n, db.Translate(err, "chunks")
 }
 
@@ -166,12 +168,12 @@ func (ix *Index) StaleChunks(ctx context.Context) (int, error) {
 // model), in batches, and rebuilds the vector index. progress, when not nil,
 // is called with the count done so far.
 func (ix *Index) Reindex(ctx context.Context, all bool, progress func(done, total int)) (int, error) {
-	where := `WHERE embed_model <> $1`
+	where := `WHERE (embed_model <> $1 OR vector_dims(embedding) <> $3)`
 	if all {
-		where = `WHERE $1::text IS NOT NULL`
+		where = `WHERE $1::text IS NOT NULL AND $3::int IS NOT NULL`
 	}
 	var total int
-	if err := ix.pool.QueryRow(ctx, `SELECT count(*) FROM chunks `+where, ix.emb.Name()).Scan(&total); err != nil {
+	if err := ix.pool.QueryRow(ctx, `SELECT count(*) FROM chunks `+where+` AND $2::text IS NOT NULL`, ix.emb.Name(), "", ix.emb.Dim()).Scan(&total); err != nil {
 		return 0, db.Translate(err, "chunks")
 	}
 	// Drop the vector index first: vectors of a new dimension do not fit the
@@ -184,7 +186,7 @@ func (ix *Index) Reindex(ctx context.Context, all bool, progress func(done, tota
 	done := 0
 	lastID := "00000000-0000-0000-0000-000000000000"
 	for {
-		rows, err := ix.pool.Query(ctx, `SELECT id, heading, question, text FROM chunks `+where+` AND id > $2 ORDER BY id LIMIT 256`, ix.emb.Name(), lastID)
+		rows, err := ix.pool.Query(ctx, `SELECT id, heading, question, text FROM chunks `+where+` AND id > $2 ORDER BY id LIMIT 256`, ix.emb.Name(), lastID, ix.emb.Dim())
 		if err != nil {
 			return done, db.Translate(err, "chunks")
 		}
