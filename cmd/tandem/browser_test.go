@@ -10,8 +10,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +28,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tandem-chat/tandem/internal/auth"
+	"github.com/tandem-chat/tandem/internal/config"
 	"github.com/tandem-chat/tandem/internal/db/dbtest"
 	"github.com/tandem-chat/tandem/knowledge"
 )
@@ -777,4 +780,113 @@ func TestPages(t *testing.T) {
 		t.Errorf("unknown asset: code %q", code)
 	}
 	s.do(t, "GET", "/ui/chat.html", "", nil).expect(t, http.StatusNotFound)
+}
+
+// fakeLLM is an OpenAI-compatible endpoint whose streamed answers come in
+// slow pieces, so a page can be seen mid-stream.
+func fakeLLM(t *testing.T, pieces []string, gap time.Duration) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Stream bool `json:"stream"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		if !strings.HasSuffix(r.URL.Path, "/chat/completions") {
+			http.Error(w, `{"error":{"message":"not here"}}`, http.StatusNotFound)
+			return
+		}
+		if !req.Stream {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"id":"x","object":"chat.completion","created":1,"model":"fake","choices":[{"index":0,"message":{"role":"assistant","content":"A customer needs help."},"finish_reason":"stop"}]}`)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fl, _ := w.(http.Flusher)
+		for _, p := range pieces {
+			b, _ := json.Marshal(map[string]any{"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "fake",
+				"choices": []map[string]any{{"index": 0, "delta": map[string]string{"content": p}}}})
+			fmt.Fprintf(w, "data: %s\n\n", b)
+			if fl != nil {
+				fl.Flush()
+			}
+			time.Sleep(gap)
+		}
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/v1"
+}
+
+// startServerWith is startServer with more environment, for LLM mode.
+func startServerWith(t *testing.T, dbURL string, extra map[string]string) *server {
+	t.Helper()
+	env := map[string]string{
+		"DATABASE_URL": dbURL, "TANDEM_ADDR": "127.0.0.1:0", "TANDEM_SECRET": testSecret,
+		"TANDEM_DATA_DIR": t.TempDir(), "TANDEM_WAIT_TIMEOUT": "5s", "TANDEM_DB_MAX_CONNS": "8",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.ResolveLocal(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := NewMain(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	s := &server{Main: m, t: t, hc: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{}}}
+	t.Cleanup(func() {
+		if err := s.close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		s.hc.CloseIdleConnections()
+	})
+	return s
+}
+
+// TestBrowserStreaming: with an LLM the bot's answer streams into the chat
+// (bot.delta) and is then replaced by the stored message, shown once.
+func TestBrowserStreaming(t *testing.T) {
+	t.Parallel()
+	bctx := newBrowser(t)
+	pieces := []string{"Refunds ", "reach your ", "account within ", "two weeks ", "of our receiving ", "the parcel [1]."}
+	s := startServerWith(t, dbtest.New(t), map[string]string{"LLM_BASE_URL": fakeLLM(t, pieces, 300*time.Millisecond), "LLM_API_KEY": "test"})
+	loadExamples(t, s)
+	tb := newTab(t, bctx, s.URL(), desktop, true)
+	tb.open("/chat")
+	tb.do(
+		chromedp.SendKeys(chromedp.ID("input"), "How long does a refund take?"),
+		chromedp.Click(chromedp.ID("send")),
+	)
+	tb.waitFor(`(document.querySelector('#messages li.streaming .bubble')?.textContent || '').length > 0`, "the streamed start of the answer")
+	var partial string
+	tb.eval(`document.querySelector('#messages li.streaming .bubble').textContent`, &partial)
+	tb.screenshot("chat-streaming-desktop")
+	conv := tb.conversationOf()
+	msgs := quiet(t, s, conv)
+	tb.waitFor(fmt.Sprintf(`document.querySelectorAll('#messages > li[data-seq]:not(.state)').length >= %d && !document.querySelector('#messages li.streaming')`, len(msgs)), "the stored answer")
+	matchTranscript(t, tb.shown(), msgs)
+	last := msgs[len(msgs)-1]
+	if last.Role != "bot" || !strings.HasPrefix(strings.Join(pieces, ""), strings.TrimSpace(partial)) {
+		t.Fatalf("streamed %q, stored %s %q", partial, last.Role, last.Text)
+	}
 }
