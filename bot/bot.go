@@ -58,7 +58,7 @@ type Decision struct {
 	Reply      string           `json:"reply"`
 	Confidence float64          `json:"confidence"`
 	Intent     IntentScore      `json:"intent"`
-	Reason     string           `json:"reason,omitempty"`
+	Reason     string           `json:"reason"` // "" when the bot answers
 	Sources    []handoff.Source `json:"sources"`
 	Team       string           `json:"team,omitempty"`
 	Priority   int              `json:"priority"`
@@ -372,6 +372,9 @@ func clarifyText(hits []retrieval.Hit, zh bool) string {
 	var topics []string
 	seen := map[string]bool{}
 	for _, h := range hits {
+		if h.Score < 0.15 {
+			continue // too far off to offer as a topic
+		}
 		t := h.Question
 		if t == "" {
 			t = h.Heading

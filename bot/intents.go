@@ -28,6 +28,11 @@ const (
 	IntentThanks    = "thanks"
 	IntentGoodbye   = "goodbye"
 	IntentComplaint = "complaint"
+	// Always handled by a person: fraud and stolen cards, locked accounts,
+	// legal threats.
+	IntentFraud         = "fraud_or_stolen_card"
+	IntentAccountLocked = "account_locked"
+	IntentLegal         = "legal"
 )
 
 // Intent is a customer intention the bot recognises, with what to do about it.
@@ -60,6 +65,22 @@ var builtinIntents = []Intent{
 	{Name: IntentGoodbye, Action: ActionAnswer, Examples: []string{
 		"bye", "goodbye", "see you", "that's all", "have a nice day", "I'm done, bye", "nothing else, thanks bye",
 		"再见", "拜拜", "没有其他问题了", "就这样吧再见",
+	}},
+	{Name: IntentFraud, Action: ActionEscalate, Priority: 3, Examples: []string{
+		"my card was stolen", "I lost my credit card", "someone used my card without permission", "I think my account was hacked",
+		"there is a charge I did not make", "fraudulent transaction on my account", "I was scammed", "unauthorized payment",
+		"someone stole my wallet with my card", "report a stolen card", "block my card please",
+		"我的卡被盗了", "银行卡丢了", "有一笔不是我本人的消费", "我的账户被盗", "我被骗了", "帮我冻结银行卡", "有人盗刷我的卡",
+	}},
+	{Name: IntentAccountLocked, Action: ActionEscalate, Priority: 2, Examples: []string{
+		"my account is locked", "I can't log in, my account was blocked", "account suspended", "locked out of my account",
+		"my account has been frozen", "unlock my account",
+		"我的账户被锁了", "账号被冻结了", "登录不了账号被封", "帮我解锁账户",
+	}},
+	{Name: IntentLegal, Action: ActionEscalate, Priority: 2, Examples: []string{
+		"I will take legal action", "my lawyer will contact you", "I'm going to sue", "this is a legal complaint",
+		"I will report you to consumer protection", "I want to file a claim with the regulator",
+		"我要起诉你们", "我会找律师", "我要向消费者协会投诉", "我要走法律程序",
 	}},
 	{Name: IntentComplaint, Action: ActionEscalate, Priority: 1, Examples: []string{
 		"I want to make a complaint", "this is unacceptable", "I am very unhappy with your service",
