@@ -2,6 +2,8 @@ package handoff
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -73,94 +75,158 @@ func (s *Service) assignTo(ctx context.Context, tx pgx.Tx, conv *Conversation, a
 // longest idle on a tie). Rows are taken with FOR UPDATE SKIP LOCKED, so
 // any number of callers, in any number of instances, may run it at once
 // without assigning a conversation twice or an agent over capacity.
+//
+// A commit waits for the disk, so assignments go in batches, and when the
+// team's free capacity covers its whole queue (order cannot matter: all
+// will be assigned) Routing.Workers transactions run at once, sharing the
+// waits. When capacity is short one transaction at a time keeps the order.
 func (s *Service) AssignQueued(ctx context.Context) (int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT coalesce(team, '') FROM conversations WHERE state = 'queued'`)
+	rows, err := s.pool.Query(ctx, `SELECT coalesce(team, ''), count(*) FROM conversations WHERE state = 'queued'
+		GROUP BY 1 ORDER BY 1`)
 	if err != nil {
 		return 0, db.Translate(err, "queue")
 	}
-	teams, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	type backlog struct {
+		Team   string
+		Queued int
+	}
+	teams, err := pgx.CollectRows(rows, pgx.RowToStructByPos[backlog])
 	if err != nil {
 		return 0, db.Translate(err, "queue")
 	}
 	total := 0
-	for _, team := range teams {
-		busy := 0
-		for ctx.Err() == nil {
-			ok, retry, err := s.assignOne(ctx, team)
-			if err != nil {
-				return total, err
-			}
-			if ok {
-				total++
-				busy = 0
-				continue
-			}
-			// Eligible agents exist but another transaction held them:
-			// try again shortly rather than wait for the next tick.
-			if retry && busy < 20 {
-				busy++
-				time.Sleep(time.Duration(busy) * time.Millisecond)
-				continue
-			}
-			break
+	for _, b := range teams {
+		var free int
+		if err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(a.capacity - a.open_chats), 0) FROM agents a
+			JOIN users u ON u.id = a.user_id
+			WHERE a.status = 'online' AND a.open_chats < a.capacity AND NOT u.disabled AND `+servesTeam, b.Team).Scan(&free); err != nil {
+			return total, db.Translate(err, "agents")
+		}
+		if free == 0 {
+			continue
+		}
+		workers := 1
+		if free >= b.Queued {
+			workers = min(s.opt.Routing.Workers, (b.Queued+assignBatch-1)/assignBatch)
+		}
+		var (
+			mu       sync.Mutex
+			firstErr error
+			wg       sync.WaitGroup
+		)
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n, err := s.assignTeam(ctx, b.Team)
+				mu.Lock()
+				total += n
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if firstErr != nil {
+			return total, firstErr
 		}
 	}
 	return total, nil
 }
 
-// assignOne assigns one conversation of team's queue. It reports whether
-// it did, and whether trying again soon may succeed (the candidates were
-// locked by other transactions).
-func (s *Service) assignOne(ctx context.Context, team string) (assigned, retry bool, err error) {
+// assignTeam assigns from a team's queue until no more can be.
+func (s *Service) assignTeam(ctx context.Context, team string) (int, error) {
+	total, busy := 0, 0
+	for ctx.Err() == nil {
+		n, retry, err := s.assignOne(ctx, team)
+		if err != nil {
+			return total, err
+		}
+		if n > 0 {
+			total += n
+			busy = 0
+			continue
+		}
+		// Eligible agents or conversations exist but another transaction
+		// holds them: try again shortly rather than wait for the next tick.
+		if retry && busy < 3 {
+			busy++
+			time.Sleep(time.Duration(busy) * time.Millisecond)
+			continue
+		}
+		break
+	}
+	return total, nil
+}
+
+// assignBatch is how many conversations one assignment transaction takes
+// at most: a commit waits for the disk (milliseconds), so sharing one
+// among several assignments multiplies throughput. The first of a batch
+// waits for the rest (a fraction of a millisecond each).
+const assignBatch = 10
+
+// assignOne assigns up to assignBatch conversations of team's queue in one
+// transaction. It reports how many, and whether trying again soon may
+// succeed (the candidates were locked by other transactions).
+func (s *Service) assignOne(ctx context.Context, team string) (assigned int, retry bool, err error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return false, false, db.Translate(err, "queue")
+		return 0, false, db.Translate(err, "queue")
 	}
 	defer tx.Rollback(ctx)
-	conv, err := scanConversation(tx.QueryRow(ctx, `SELECT `+conversationColumns+` FROM conversations
-		WHERE state = 'queued' AND coalesce(team, '') = $1
-		ORDER BY priority DESC, queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`, team))
-	if errs.Is(err, errs.NotFound) {
-		// None left, or every one is being handled by someone else.
-		var locked bool
-		_ = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM conversations WHERE state = 'queued' AND coalesce(team, '') = $1)`, team).Scan(&locked)
-		return false, locked, nil
-	}
-	if err != nil {
-		return false, false, err
-	}
-	// FOR UPDATE re-checks open_chats < capacity on the newest row version,
-	// and skipped rows belong to transactions assigning them right now.
-	var agent string
-	err = tx.QueryRow(ctx, `SELECT a.user_id FROM agents a JOIN users u ON u.id = a.user_id
-		WHERE a.status = 'online' AND a.open_chats < a.capacity AND NOT u.disabled AND `+servesTeam+`
-		ORDER BY a.open_chats, a.idle_since, a.user_id LIMIT 1 FOR UPDATE OF a SKIP LOCKED`, team).Scan(&agent)
-	if err == pgx.ErrNoRows {
-		var any bool
-		_ = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM agents a JOIN users u ON u.id = a.user_id
-			WHERE a.status = 'online' AND a.open_chats < a.capacity AND NOT u.disabled AND `+servesTeam+`)`, team).Scan(&any)
-		return false, any, nil
-	}
-	if err != nil {
-		return false, false, db.Translate(err, "agents")
-	}
-	// A fresh statement sees the latest committed row, which we now hold.
-	var open, capacity int
-	var status string
-	if err := tx.QueryRow(ctx, `SELECT open_chats, capacity, status FROM agents WHERE user_id = $1`, agent).Scan(&open, &capacity, &status); err != nil {
-		return false, false, db.Translate(err, "agent")
-	}
-	if status != StatusOnline || open >= capacity {
-		return false, true, nil
-	}
 	out := &outbox{}
-	if err := s.assignTo(ctx, tx, conv, systemActor, agent, ReasonAutoAssigned, nil, out); err != nil {
-		return false, false, err
+	for assigned < assignBatch {
+		// Rows this transaction already assigned are no longer queued to
+		// it; rows other transactions hold are skipped.
+		conv, err := scanConversation(tx.QueryRow(ctx, `SELECT `+conversationColumns+` FROM conversations
+			WHERE state = 'queued' AND coalesce(team, '') = $1
+			ORDER BY priority DESC, queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`, team))
+		if errs.Is(err, errs.NotFound) {
+			if assigned == 0 {
+				// None left, or every one is being handled by someone else.
+				var locked bool
+				_ = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM conversations WHERE state = 'queued' AND coalesce(team, '') = $1)`, team).Scan(&locked)
+				return 0, locked, nil
+			}
+			break
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		// FOR UPDATE re-checks the conditions on the newest version of the
+		// row and returns that version, so open_chats < capacity holds for
+		// the agent we get. Skipped rows belong to transactions assigning
+		// to them right now; rows this transaction locked are not skipped.
+		var agent, status string
+		var open, capacity int
+		err = tx.QueryRow(ctx, `SELECT a.user_id, a.open_chats, a.capacity, a.status FROM agents a JOIN users u ON u.id = a.user_id
+			WHERE a.status = 'online' AND a.open_chats < a.capacity AND NOT u.disabled AND `+servesTeam+`
+			ORDER BY a.open_chats, a.idle_since, a.user_id LIMIT 1 FOR UPDATE OF a SKIP LOCKED`, team).Scan(&agent, &open, &capacity, &status)
+		if err == pgx.ErrNoRows {
+			if assigned == 0 {
+				var any bool
+				_ = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM agents a JOIN users u ON u.id = a.user_id
+					WHERE a.status = 'online' AND a.open_chats < a.capacity AND NOT u.disabled AND `+servesTeam+`)`, team).Scan(&any)
+				return 0, any, nil
+			}
+			break
+		}
+		if err != nil {
+			return 0, false, db.Translate(err, "agents")
+		}
+		if status != StatusOnline || open >= capacity {
+			return 0, false, fmt.Errorf("handoff: locked agent %s is %s with %d of %d chats", agent, status, open, capacity)
+		}
+		if err := s.assignTo(ctx, tx, conv, systemActor, agent, ReasonAutoAssigned, nil, out); err != nil {
+			return 0, false, err
+		}
+		assigned++
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return false, false, db.Translate(err, "conversation")
+		return 0, false, db.Translate(err, "conversation")
 	}
 	out.kick = false // this round goes on anyway
 	s.flush(ctx, out)
-	return true, false, nil
+	return assigned, false, nil
 }

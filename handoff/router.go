@@ -24,6 +24,9 @@ type Routing struct {
 	// DefaultSLA is the waiting threshold of conversations without a team;
 	// default 5m.
 	DefaultSLA time.Duration
+	// Workers is how many assignment transactions an instance runs at
+	// once; default 4.
+	Workers int
 	// Manual turns automatic assignment off: agents claim.
 	Manual bool
 }
@@ -40,6 +43,9 @@ func (r *Routing) defaults() {
 	}
 	if r.DefaultSLA <= 0 {
 		r.DefaultSLA = 5 * time.Minute
+	}
+	if r.Workers <= 0 {
+		r.Workers = 4
 	}
 }
 

@@ -184,6 +184,12 @@ func (s *store) insertEvent(ctx context.Context, tx pgx.Tx, ev *Event, actorID, 
 	if err != nil {
 		return err
 	}
+	return s.insertEventAt(ctx, tx, ev, seq, actorID, actorRole)
+}
+
+// insertEventAt records a transcript event with a seq the caller already
+// took from the conversation's counter.
+func (s *store) insertEventAt(ctx context.Context, tx pgx.Tx, ev *Event, seq int64, actorID, actorRole string) error {
 	ev.Seq = seq
 	now := s.now()
 	ev.CreatedAt = &now

@@ -109,12 +109,14 @@ func (s *Service) move(ctx context.Context, tx pgx.Tx, conv *Conversation, m mov
 	if from == StateAssigned {
 		oldAgent = conv.AssignedTo
 	}
+	// Each UPDATE also takes the state event's seq and the assignee's name,
+	// saving a statement each: assignment throughput is bounded by them.
 	var q string
 	args := []any{conv.ID, now}
 	switch m.to {
 	case StateBot:
 		q = `UPDATE conversations SET state = 'bot', assigned_to = NULL, closed_at = NULL, csat_pending = false,
-			answered_at = NULL, updated_at = $2 WHERE id = $1`
+			answered_at = NULL, updated_at = $2, last_seq = last_seq + 1 WHERE id = $1`
 	case StateQueued:
 		// keepPlace keeps queued_at unless the conversation was never queued.
 		q = `UPDATE conversations SET state = 'queued', assigned_to = NULL, answered_at = NULL, updated_at = $2,
@@ -122,7 +124,7 @@ func (s *Service) move(ctx context.Context, tx pgx.Tx, conv *Conversation, m mov
 			sla_flagged_at = CASE WHEN $3 AND NOT $6 THEN sla_flagged_at ELSE NULL END,
 			reason = coalesce($4, reason),
 			team = CASE WHEN $6 THEN nullif($5, '') ELSE team END,
-			priority = coalesce($7, priority) WHERE id = $1`
+			priority = coalesce($7, priority), last_seq = last_seq + 1 WHERE id = $1`
 		var reason *string
 		if m.reason != "" {
 			reason = &m.reason
@@ -137,18 +139,22 @@ func (s *Service) move(ctx context.Context, tx pgx.Tx, conv *Conversation, m mov
 			return fmt.Errorf("handoff: assignment without an agent")
 		}
 		q = `UPDATE conversations SET state = 'assigned', assigned_to = $3, assigned_at = $2, answered_at = NULL,
-			closed_at = NULL, csat_pending = false, updated_at = $2 WHERE id = $1`
+			closed_at = NULL, csat_pending = false, updated_at = $2, last_seq = last_seq + 1 WHERE id = $1`
 		args = append(args, m.agent)
 	case StateClosed:
 		q = `UPDATE conversations SET state = 'closed', closed_at = $2, updated_at = $2, resolution = $3,
-			csat_pending = true WHERE id = $1`
+			csat_pending = true, last_seq = last_seq + 1 WHERE id = $1`
 		args = append(args, m.resolution)
 	default:
 		return fmt.Errorf("handoff: unknown state %q", m.to)
 	}
-	if _, err := tx.Exec(ctx, q, args...); err != nil {
+	var seq int64
+	var assignee string
+	if err := tx.QueryRow(ctx, q+` RETURNING last_seq, coalesce((SELECT display_name FROM users WHERE users.id = assigned_to), '')`,
+		args...).Scan(&seq, &assignee); err != nil {
 		return db.Translate(err, "conversation")
 	}
+	conv.LastSeq = seq
 
 	// Counters change in user-id order, so two transfers in opposite
 	// directions cannot deadlock on the agents' rows.
@@ -192,10 +198,8 @@ func (s *Service) move(ctx context.Context, tx pgx.Tx, conv *Conversation, m mov
 	}
 	switch m.to {
 	case StateAssigned:
-		name := ""
-		_ = tx.QueryRow(ctx, `SELECT display_name FROM users WHERE id = $1`, m.agent).Scan(&name)
-		data["agent"] = map[string]string{"id": m.agent, "name": name}
-		conv.AssignedTo, conv.AssigneeName = m.agent, name
+		data["agent"] = map[string]string{"id": m.agent, "name": assignee}
+		conv.AssignedTo, conv.AssigneeName = m.agent, assignee
 		conv.AssignedAt = &now
 	case StateQueued:
 		if m.team != nil {
@@ -220,7 +224,7 @@ func (s *Service) move(ctx context.Context, tx pgx.Tx, conv *Conversation, m mov
 		conv.CSATPending = false
 	}
 	ev := &Event{Type: EventState, ConversationID: conv.ID, State: m.to, Data: rawJSON(data)}
-	if err := s.store.insertEvent(ctx, tx, ev, m.actor.ID, m.actor.Role); err != nil {
+	if err := s.store.insertEventAt(ctx, tx, ev, seq, m.actor.ID, m.actor.Role); err != nil {
 		return err
 	}
 	out.add(*ev)
