@@ -348,7 +348,7 @@ function drawUnanswered() {
       h('div', { class: 'q' }, q.text),
       h('div', { class: 'meta' },
         h('span', {}, `asked ${q.count}×`),
-        q.last_reason ? h('span', {}, q.last_reason) : null,
+        q.last_reason ? h('span', {}, q.last_reason.replace(/_/g, ' ')) : null,
         Number.isFinite(q.last_confidence) ? h('span', {}, `confidence ${Math.round(q.last_confidence * 100)}%`) : null,
         q.last_seen ? h('span', {}, `last ${fmtAgo(q.last_seen)}`) : null));
     const add = h('button', { type: 'button', class: 'btn small', onclick: () => { add.hidden = true; li.append(faqForm(q, () => { add.hidden = false; })); } }, 'Add as FAQ');
