@@ -97,8 +97,9 @@ func TestLowTurnsBefore(t *testing.T) {
 
 func TestClarifyOffersTopics(t *testing.T) {
 	hits := []retrieval.Hit{
-		{Question: "How much does shipping cost?"}, {Heading: "Returns"}, {Question: "How much does shipping cost?"},
-		{Question: "Can I cancel my order?"}, {Question: "Do you ship internationally?"},
+		{Question: "How much does shipping cost?", Score: 0.4}, {Question: "Is my parcel lost?", Score: 0.05},
+		{Heading: "Returns", Score: 0.35}, {Question: "How much does shipping cost?", Score: 0.3},
+		{Question: "Can I cancel my order?", Score: 0.3}, {Question: "Do you ship internationally?", Score: 0.2},
 	}
 	en := clarifyText(hits, false)
 	for _, want := range []string{"• How much does shipping cost?", "• Returns", "• Can I cancel my order?", "ask for a person"} {
@@ -106,8 +107,8 @@ func TestClarifyOffersTopics(t *testing.T) {
 			t.Errorf("clarify text %q lacks %q", en, want)
 		}
 	}
-	if strings.Count(en, "•") != 3 || strings.Contains(en, "internationally") {
-		t.Errorf("clarify text %q: want the 3 closest distinct topics", en)
+	if strings.Count(en, "•") != 3 || strings.Contains(en, "internationally") || strings.Contains(en, "lost") {
+		t.Errorf("clarify text %q: want the 3 closest distinct topics, none far off", en)
 	}
 	if zh := clarifyText(hits[:1], true); !strings.Contains(zh, "人工") || !strings.Contains(zh, "• How much") {
 		t.Errorf("Chinese clarify text %q", zh)
