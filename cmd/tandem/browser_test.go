@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -925,5 +926,43 @@ func TestBrowserStreaming(t *testing.T) {
 	last := msgs[len(msgs)-1]
 	if last.Role != "bot" || !strings.HasPrefix(strings.Join(pieces, ""), strings.TrimSpace(partial)) {
 		t.Fatalf("streamed %q, stored %s %q", partial, last.Role, last.Text)
+	}
+}
+
+// TestBrowserWidgetOnAnotherSite embeds the widget in a page of another
+// origin: when TANDEM_ALLOWED_ORIGINS lists it the chat loads in its frame
+// and says so to the host page; when not, the frame is refused.
+func TestBrowserWidgetOnAnotherSite(t *testing.T) {
+	t.Parallel()
+	bctx := newBrowser(t)
+	var tandem atomic.Value // the Tandem server the shop's page embeds
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><html><head><title>Shop</title></head><body><h1>A shop</h1>
+<script>window.addEventListener('message', e => { if (e.data && e.data.tandem === 'ready') document.body.dataset.chat = e.origin })</script>
+<script src="%s/widget.js" data-title="Shop support" data-color="#0f766e"></script></body></html>`, tandem.Load())
+	}))
+	t.Cleanup(site.Close)
+	open := func(tb *tab) {
+		tb.do(chromedp.Navigate(site.URL + "/"))
+		tb.waitFor(`!!window.Tandem && !!document.querySelector('#tandem-widget')`, "the widget on the shop's page")
+		tb.eval(`window.Tandem.open(), true`, nil)
+	}
+
+	allowed := startServerWith(t, dbtest.New(t), map[string]string{"TANDEM_ALLOWED_ORIGINS": site.URL})
+	tandem.Store(allowed.URL())
+	tb := newTab(t, bctx, site.URL, desktop, true)
+	open(tb)
+	tb.waitFor(fmt.Sprintf(`document.body.dataset.chat === %q`, allowed.URL()), "the chat in the widget's frame")
+	tb.screenshot("widget-on-another-site-desktop")
+
+	other := startServerWith(t, dbtest.New(t), nil)
+	tandem.Store(other.URL())
+	open(tb)
+	tb.do(chromedp.Sleep(1500 * time.Millisecond))
+	var chat string
+	tb.eval(`document.body.dataset.chat || ''`, &chat)
+	if chat != "" {
+		t.Fatalf("a server that does not allow the shop's origin let its chat be framed (%s)", chat)
 	}
 }

@@ -672,6 +672,7 @@ function init() {
   }
   if (!embedded) input.focus();
   document.body.dataset.ready = 'true';
+  notifyParent({ type: 'ready' });
 }
 
 init();

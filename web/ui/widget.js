@@ -174,6 +174,7 @@
   button.addEventListener('click', function () { isOpen ? close() : open(); });
   window.addEventListener('message', function (e) {
     if (e.origin !== origin || !frame || e.source !== frame.contentWindow || !e.data) return;
+    if (e.data.tandem === 'ready' && isOpen) post('open');
     if (e.data.tandem === 'close') close();
     if (e.data.tandem === 'unread' && !isOpen) setBadge(e.data.count);
   });
