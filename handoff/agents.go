@@ -128,15 +128,15 @@ func (s *Service) SetStatus(ctx context.Context, actor Actor, userID, status str
 		return nil, db.Translate(err, "agent")
 	}
 	defer tx.Rollback(ctx)
+	// The row may appear concurrently (a socket opening): insert if need
+	// be, then lock whichever row exists.
+	if _, err := tx.Exec(ctx, `INSERT INTO agents (user_id, status_at, idle_since) VALUES ($1, $2, $2)
+		ON CONFLICT (user_id) DO NOTHING`, userID, now); err != nil {
+		return nil, db.Translate(err, "agent")
+	}
 	var prev string
 	var prevCap int
-	err = tx.QueryRow(ctx, `SELECT status, capacity FROM agents WHERE user_id = $1 FOR UPDATE`, userID).Scan(&prev, &prevCap)
-	if errs.Is(db.Translate(err, "agent"), errs.NotFound) {
-		prev, prevCap = StatusOffline, DefaultCapacity
-		if _, err := tx.Exec(ctx, `INSERT INTO agents (user_id, status_at, idle_since) VALUES ($1, $2, $2)`, userID, now); err != nil {
-			return nil, db.Translate(err, "agent")
-		}
-	} else if err != nil {
+	if err := tx.QueryRow(ctx, `SELECT status, capacity FROM agents WHERE user_id = $1 FOR UPDATE`, userID).Scan(&prev, &prevCap); err != nil {
 		return nil, db.Translate(err, "agent")
 	}
 	newCap := prevCap
