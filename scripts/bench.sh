@@ -16,5 +16,8 @@ trap 'rm -f "$out"' EXIT
 go test -run '^$' -bench 'MessagesREST|DeliveryWebSocket' -benchtime 5000x -count 1 ./cmd/tandem/ | tee -a "$out"
 # Package benchmarks (embedder, classifier, search) where they exist.
 go test -run '^$' -bench . -benchtime 1s -count 1 ./retrieval/ ./bot/ ./knowledge/ 2>/dev/null | grep -E '^(Benchmark|ok|PASS)' | tee -a "$out" || true
+# Handoff: escalation to assignment with 50 agents and 1,000 conversations;
+# one run each (a run is a whole scenario on a fresh database).
+go test -run '^$' -bench 'EscalationToAssignment|DrainQueue' -benchtime 1x -count 1 ./handoff/ | grep -E '^(Benchmark|ok|PASS)' | tee -a "$out"
 go run ./scripts/benchdoc "$out" docs/benchmarks.md
 echo "wrote docs/benchmarks.md"
