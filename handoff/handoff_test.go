@@ -646,3 +646,35 @@ func TestTeamsAndCannedReplies(t *testing.T) {
 	}
 	wantCode(t, svc.DeleteCannedReply(ctx, admin, refund.ID), errs.NotFound)
 }
+
+func TestSuggestedReply(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	svc := e.service(manual)
+	ctx := context.Background()
+	c, _, err := svc.CreateConversation(ctx, handoff.Customer{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.Suggest(ctx, c.ID)
+	wantCode(t, err, errs.Invalid) // nothing to answer yet
+	res := must[*handoff.PostResult](t)(svc.PostMessage(ctx, c.ID, handoff.Author{Role: handoff.RoleCustomer}, "How do returns work?", ""))
+	<-res.Turn
+	before := len(messages(t, svc, c.ID))
+	sg := must[*handoff.Suggestion](t)(svc.Suggest(ctx, c.ID))
+	if sg.Text != "A bot answer." || sg.Decision != "answer" {
+		t.Fatalf("suggestion %+v", sg)
+	}
+	if n := len(messages(t, svc, c.ID)); n != before {
+		t.Fatalf("a suggestion stored %d messages", n-before)
+	}
+	// When the bot would escalate, its last attempted answer is the draft.
+	id := escalate(t, svc, handoff.Customer{}, "", 0)
+	sg = must[*handoff.Suggestion](t)(svc.Suggest(ctx, id))
+	if sg.Decision != "escalate" || sg.Text != "I can help with returns." || len(sg.Sources) != 1 {
+		t.Fatalf("suggestion %+v", sg)
+	}
+	if c := conv(t, svc, id); c.State != handoff.StateQueued {
+		t.Fatalf("a suggestion moved the conversation: %+v", c)
+	}
+}

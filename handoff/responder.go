@@ -11,6 +11,10 @@ type Turn struct {
 	Message      Message
 	// Stream sends partial reply text as bot.delta events; it may be nil.
 	Stream func(delta string)
+	// Draft marks a turn whose reply goes to an agent as a suggestion, not
+	// to the customer: the Responder should record nothing (no unanswered
+	// questions, no metrics of decisions).
+	Draft bool
 }
 
 // Escalation asks for a person, with what the bot knew.

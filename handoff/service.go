@@ -277,6 +277,7 @@ func (s *Service) PostMessage(ctx context.Context, convID string, author Author,
 	}
 	if author.Role == RoleCustomer && conv.State == StateQueued {
 		out.updated = append(out.updated, convID) // the queue's preview changed
+		out.kick = true                           // a round may have skipped it while we held it
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, db.Translate(err, "message")

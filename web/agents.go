@@ -22,6 +22,7 @@ func (s *Server) handoffRoutes(api fiber.Router) {
 	api.Post("/conversations/:id/transfer", agent, s.transfer)
 	api.Post("/conversations/:id/close", agent, s.closeConversation)
 	api.Get("/conversations/:id/transcript", agent, s.transcript)
+	api.Post("/conversations/:id/suggest", agent, s.suggest)
 	api.Get("/conversations/:id/notes", agent, s.listNotes)
 	api.Post("/conversations/:id/notes", agent, s.addNote)
 	api.Post("/conversations/:id/csat", s.conversationAccess, s.submitCSAT)
@@ -118,6 +119,14 @@ func (s *Server) transcript(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(t)
+}
+
+func (s *Server) suggest(c *fiber.Ctx) error {
+	sg, err := s.deps.Conversations.Suggest(c.UserContext(), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"suggestion": sg})
 }
 
 func (s *Server) listNotes(c *fiber.Ctx) error {
