@@ -3,6 +3,7 @@ package web
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -94,9 +95,21 @@ func (s *Server) getPolicy(c *fiber.Ctx) error {
 }
 
 func (s *Server) putPolicy(c *fiber.Ctx) error {
+	// Fields left out keep their values. The per-intent thresholds are
+	// decoded into a fresh map: the policy in force shares its map with the
+	// turns in flight, and thresholds sent replace the old ones (so one can
+	// be removed) rather than merging into them.
 	p := s.deps.Bot.Policy()
+	old := p.IntentThresholds
+	p.IntentThresholds = nil
 	if err := parseJSON(c, &p, false); err != nil {
 		return err
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(c.Body(), &fields) == nil {
+		if _, sent := fields["intent_thresholds"]; !sent {
+			p.IntentThresholds = old
+		}
 	}
 	userID := ""
 	if u, ok := c.Locals("staff").(*auth.User); ok {
