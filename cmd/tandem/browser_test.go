@@ -670,6 +670,9 @@ func TestBrowser(t *testing.T) {
 				t.Errorf("the packet does not show the summary %q: %s", tr.Handoff.Summary, packet)
 			}
 		}
+		// A suggestion from the bot, if it has one, lands in the box.
+		agent.do(chromedp.Click(chromedp.ID("suggest-btn")))
+		agent.waitFor(`!document.querySelector('#suggest-btn').disabled`, "the suggestion request")
 		const reply = "Hi, I am sorry about the handle. I will book a free repair under the warranty for you."
 		agent.do(
 			chromedp.SendKeys(chromedp.ID("reply"), reply),

@@ -628,8 +628,22 @@ function composer() {
   });
   loadCanned();
   el.suggest = h('div', {});
+  const suggestBtn = h('button', { type: 'button', class: 'btn', id: 'suggest-btn', title: 'Ask the bot to draft a reply to the customer’s last message' },
+    icon(icons.bot), 'Suggest a reply');
+  suggestBtn.addEventListener('click', async () => {
+    suggestBtn.disabled = true;
+    const r = await api('POST', `/api/v1/conversations/${encodeURIComponent(st.selected)}/suggest`);
+    suggestBtn.disabled = false;
+    if (!r.ok) {
+      toast(r.status === 404 && r.error?.code !== 'not_found' ? 'Suggestions are not available on this server yet.' : `No suggestion: ${r.error?.message}`, 'bad');
+      return;
+    }
+    const sg = r.data.suggestion || {};
+    if (!sg.text) { toast('The bot has no answer to suggest for this message.'); return; }
+    showSuggestion(sg.text, (sg.sources || []).map((x) => x.title).filter(Boolean));
+  });
   const form = h('form', { class: 'composer2' }, el.suggest, el.reply,
-    h('div', { class: 'tools' }, el.canned, h('span', { class: 'spacer' }), send));
+    h('div', { class: 'tools' }, el.canned, suggestBtn, h('span', { class: 'spacer' }), send));
   form.addEventListener('submit', (e) => { e.preventDefault(); sendReply(); });
   el.reply.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
@@ -642,6 +656,13 @@ function composer() {
     }
   });
   return form;
+}
+
+function showSuggestion(text, sources) {
+  el.suggest.replaceChildren(h('div', { class: 'suggest', id: 'suggestion' }, icon(icons.bot),
+    h('p', { title: sources.length ? `Sources: ${sources.join(' · ')}` : null }, text),
+    h('button', { type: 'button', class: 'btn small', onclick: () => insertText(text) }, 'Use'),
+    h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Dismiss the suggestion', onclick: () => el.suggest.replaceChildren() }, icon(icons.close))));
 }
 
 function insertText(text) {
@@ -697,10 +718,11 @@ function drawSide() {
   const cu = t.customer || c.customer || {};
   const row = (k, v) => (v ? [h('dt', {}, k), h('dd', {}, v)] : []);
   const attrs = Object.entries(cu.attributes || {}).flatMap(([k, v]) => row(k, typeof v === 'object' ? JSON.stringify(v) : String(v)));
-  // The bot's would-be answer, offered as a suggested reply.
+  // The bot's would-be answer, offered as a suggested reply until the
+  // agent asks for a fresh one.
   const suggestion = t.handoff?.last_answer;
-  el.suggest.replaceChildren(suggestion && c.state !== 'closed' ? h('div', { class: 'suggest', id: 'suggestion' }, icon(icons.bot),
-    h('p', {}, suggestion), h('button', { type: 'button', class: 'btn small', onclick: () => insertText(suggestion) }, 'Use')) : '');
+  if (suggestion && c.state !== 'closed') showSuggestion(suggestion, (t.handoff.sources || []).map((x) => x.title).filter(Boolean));
+  else el.suggest.replaceChildren();
   loadCanned();
   const noteText = h('textarea', { class: 'input', id: 'note-text', rows: 2, placeholder: 'Only agents see notes', 'aria-label': 'New private note' });
   const noteForm = h('form', {}, noteText, h('div', { class: 'btn-row' }, h('button', { type: 'submit', class: 'btn small' }, 'Add note')));
