@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -56,32 +57,40 @@ func LoadExamplesJSONL(r io.Reader) ([]Example, error) {
 	return out, nil
 }
 
-// IntentReport is the result of evaluating a classifier on labelled test
-// examples. Accuracies count an out-of-scope example as correct when the
-// classifier answers IntentNone.
+// IntentReport is the result of evaluating the classifier on labelled test
+// examples. An out-of-scope test example counts as right when the
+// classifier answers IntentNone; an in-scope one when it answers its intent.
 type IntentReport struct {
-	N int // test examples
-	// Threshold is the confidence threshold the figures below are taken at.
+	N          int // test examples
+	OutOfScope int // of which labelled out of scope
+	Intents    int // in-scope intents the classifier was trained on
+	// Threshold is the confidence threshold the figures below are taken at:
+	// the one in the options, or the classifier's default.
 	Threshold       float64
-	Accuracy        float64 // all test examples
-	InScopeAccuracy float64 // in-scope examples only
-	OOSPrecision    float64 // of the messages answered IntentNone, share truly out of scope
-	OOSRecall       float64 // of the out-of-scope messages, share answered IntentNone
-	// Top1Accuracy is the accuracy with no confidence threshold.
+	Accuracy        float64 // share of all test examples answered right
+	InScopeAccuracy float64 // the same, over in-scope examples only
+	OOSPrecision    float64 // of the IntentNone answers, share truly out of scope
+	OOSRecall       float64 // of the out-of-scope examples, share answered IntentNone
+	// Top1Accuracy is the accuracy with no confidence threshold (an
+	// out-of-scope class, when trained, still answers IntentNone).
 	Top1Accuracy float64
-	Curve        []CurvePoint
+	// Curve is the answered-versus-correct curve, thresholds 0 to 1 by 0.05.
+	Curve []CurvePoint
+	// Tuned is the threshold, on a grid of 0.01, with the best accuracy on
+	// these test examples: a fair choice when they are a validation split,
+	// an optimistic one on a test split.
+	Tuned CurvePoint
+	// TrainSeconds is the wall time spent training (all folds, when
+	// cross-validating).
 	TrainSeconds float64
-	Intents      int
 }
 
-// CurvePoint is one point of the answered-versus-correct curve: at this
-// threshold, the share of test messages answered (not IntentNone) and the
-// share of those answers that are correct, with the in-scope accuracy and
-// out-of-scope recall.
+// CurvePoint is the outcome at one confidence threshold.
 type CurvePoint struct {
 	Threshold       float64
-	Answered        float64
-	Correct         float64
+	Answered        float64 // share of test messages given an intent (not IntentNone)
+	Correct         float64 // share of those answers that are right
+	Accuracy        float64
 	InScopeAccuracy float64
 	OOSRecall       float64
 }
@@ -95,8 +104,9 @@ type scoredExample struct {
 
 // EvalIntents trains a classifier on train and measures it on test. With no
 // test examples it runs a stratified 5-fold cross-validation of train
-// instead. The figures are taken at opt.Threshold, or at the classifier's
-// default threshold when that is zero.
+// instead (folds drawn with opt.Seed). The headline figures are taken at
+// opt.Threshold, or at DefaultIntentThreshold when that is zero. A report
+// with N == 0 means there was nothing to measure (no training examples).
 func EvalIntents(train, test []Example, opt ClassifierOptions) IntentReport {
 	var scored []scoredExample
 	var rep IntentReport
@@ -105,8 +115,7 @@ func EvalIntents(train, test []Example, opt ClassifierOptions) IntentReport {
 			s, r := evalSplit(f.train, f.test, opt)
 			scored = append(scored, s...)
 			rep.TrainSeconds += r.TrainSeconds
-			rep.Threshold = r.Threshold
-			rep.Intents = r.Intents
+			rep.Threshold, rep.Intents = r.Threshold, max(rep.Intents, r.Intents)
 		}
 	} else {
 		scored, rep = evalSplit(train, test, opt)
@@ -115,18 +124,27 @@ func EvalIntents(train, test []Example, opt ClassifierOptions) IntentReport {
 	if rep.N == 0 {
 		return rep
 	}
+	for _, s := range scored {
+		if isOutOfScope(s.gold) {
+			rep.OutOfScope++
+		}
+	}
 	at := measure(scored, rep.Threshold)
-	rep.Accuracy, rep.InScopeAccuracy = at.accuracy, at.inScope
-	rep.OOSPrecision, rep.OOSRecall = at.oosPrecision, at.oosRecall
-	rep.Top1Accuracy = measure(scored, 0).accuracy
+	rep.Accuracy, rep.InScopeAccuracy = at.Accuracy, at.InScopeAccuracy
+	rep.OOSPrecision, rep.OOSRecall = at.oosPrecision, at.OOSRecall
+	rep.Top1Accuracy = measure(scored, 0).Accuracy
 	for i := 0; i <= 20; i++ {
-		th := float64(i) / 20
-		m := measure(scored, th)
-		rep.Curve = append(rep.Curve, CurvePoint{Threshold: th, Answered: m.answered, Correct: m.correct, InScopeAccuracy: m.inScope, OOSRecall: m.oosRecall})
+		rep.Curve = append(rep.Curve, measure(scored, float64(i)/20).CurvePoint)
+	}
+	for i := 0; i < 100; i++ {
+		if m := measure(scored, float64(i)/100); i == 0 || m.Accuracy > rep.Tuned.Accuracy {
+			rep.Tuned = m.CurvePoint
+		}
 	}
 	return rep
 }
 
+// evalSplit trains on train and scores test, on all CPUs.
 func evalSplit(train, test []Example, opt ClassifierOptions) ([]scoredExample, IntentReport) {
 	var rep IntentReport
 	start := time.Now()
@@ -136,17 +154,30 @@ func evalSplit(train, test []Example, opt ClassifierOptions) ([]scoredExample, I
 		return nil, rep
 	}
 	rep.Threshold = c.threshold
+	if rep.Threshold < 0 {
+		rep.Threshold = 0
+	}
 	rep.Intents = len(c.Intents())
 	out := make([]scoredExample, len(test))
-	for i, e := range test {
-		top, conf, oosWins := c.judge(e.Text)
-		out[i] = scoredExample{gold: e.Intent, top: top, conf: conf, oosWins: oosWins}
+	workers := runtime.GOMAXPROCS(0)
+	jobs := make([]func(), workers)
+	for w := range jobs {
+		jobs[w] = func() {
+			for i := w; i < len(test); i += workers {
+				top, conf, oosWins := c.judge(test[i].Text)
+				out[i] = scoredExample{gold: test[i].Intent, top: top, conf: conf, oosWins: oosWins}
+			}
+		}
 	}
+	runJobs(jobs)
 	return out, rep
 }
 
+func isOutOfScope(intent string) bool { return intent == IntentOOS || intent == IntentNone }
+
 type measured struct {
-	accuracy, inScope, oosPrecision, oosRecall, answered, correct float64
+	CurvePoint
+	oosPrecision float64
 }
 
 // measure applies threshold th to scored predictions.
@@ -158,7 +189,7 @@ func measure(scored []scoredExample, th float64) measured {
 		if s.oosWins || s.conf < th {
 			pred = IntentNone
 		}
-		isOOS := s.gold == IntentOOS
+		isOOS := isOutOfScope(s.gold)
 		right := (isOOS && pred == IntentNone) || (!isOOS && pred == s.gold)
 		if right {
 			ok++
@@ -184,12 +215,15 @@ func measure(scored []scoredExample, th float64) measured {
 		}
 	}
 	return measured{
-		accuracy:     ok / n,
-		inScope:      ratio(inOK, in),
+		CurvePoint: CurvePoint{
+			Threshold:       th,
+			Answered:        ratio(answered, n),
+			Correct:         ratio(answeredOK, answered),
+			Accuracy:        ratio(ok, n),
+			InScopeAccuracy: ratio(inOK, in),
+			OOSRecall:       ratio(oosHit, oos),
+		},
 		oosPrecision: ratio(oosHit, none),
-		oosRecall:    ratio(oosHit, oos),
-		answered:     answered / n,
-		correct:      ratio(answeredOK, answered),
 	}
 }
 
@@ -200,10 +234,31 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
+// Format writes the report as a human-readable table.
+func (r IntentReport) Format(w io.Writer) {
+	fmt.Fprintf(w, "%d test examples (%d out of scope), %d intents, training %.1f s\n", r.N, r.OutOfScope, r.Intents, r.TrainSeconds)
+	fmt.Fprintf(w, "top-1 accuracy (no threshold): %.3f\n", r.Top1Accuracy)
+	fmt.Fprintf(w, "at threshold %.2f: accuracy %.3f, in-scope accuracy %.3f", r.Threshold, r.Accuracy, r.InScopeAccuracy)
+	if r.OutOfScope > 0 {
+		fmt.Fprintf(w, ", out-of-scope precision %.3f, recall %.3f", r.OOSPrecision, r.OOSRecall)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "best threshold on these examples %.2f: accuracy %.3f, in-scope accuracy %.3f", r.Tuned.Threshold, r.Tuned.Accuracy, r.Tuned.InScopeAccuracy)
+	if r.OutOfScope > 0 {
+		fmt.Fprintf(w, ", out-of-scope recall %.3f", r.Tuned.OOSRecall)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "%9s  %8s  %7s  %8s  %8s  %10s\n", "threshold", "answered", "correct", "accuracy", "in-scope", "oos-recall")
+	for _, p := range r.Curve {
+		fmt.Fprintf(w, "%9.2f  %8.3f  %7.3f  %8.3f  %8.3f  %10.3f\n", p.Threshold, p.Answered, p.Correct, p.Accuracy, p.InScopeAccuracy, p.OOSRecall)
+	}
+}
+
 type fold struct{ train, test []Example }
 
 // stratifiedFolds splits examples into k folds that keep each intent's
-// share; every intent with at least two examples keeps one in training.
+// share. An intent with fewer than k examples is missing from the training
+// part of some folds, as it would be in real use.
 func stratifiedFolds(examples []Example, k int, seed uint64) []fold {
 	byIntent := map[string][]int{}
 	var names []string
