@@ -52,7 +52,7 @@ export function toast(message, kind = '') {
   const box = document.getElementById('toasts');
   const t = h('div', { class: `toast ${kind}` }, message);
   box.append(t);
-  setTimeout(() => t.remove(), kind === 'bad' ? 7000 : 4000);
+  setTimeout(() => t.remove(), kind === 'bad' ? 6000 : 3000);
 }
 
 // unavailable explains that this server does not offer a feature yet.
