@@ -299,7 +299,10 @@ func (s *Service) heartbeat(ctx context.Context) {
 // instances may sweep at once: each agent is changed by one UPDATE.
 func (s *Service) sweepPresence(ctx context.Context) error {
 	now := s.opt.Now()
-	stale := now.Add(-3 * s.opt.Routing.Heartbeat)
+	// A socket missing three heartbeats (and at least the grace period)
+	// belongs to an instance that died; the grace period then runs from
+	// its last heartbeat.
+	stale := now.Add(-max(3*s.opt.Routing.Heartbeat, s.opt.Routing.Grace))
 	if _, err := s.pool.Exec(ctx, `WITH gone AS (DELETE FROM agent_sockets WHERE seen_at < $1 RETURNING user_id, seen_at)
 		UPDATE agents a SET sockets_gone_at = g.last
 		FROM (SELECT user_id, max(seen_at) AS last FROM gone GROUP BY user_id) g

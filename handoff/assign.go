@@ -76,11 +76,26 @@ func (s *Service) assignTo(ctx context.Context, tx pgx.Tx, conv *Conversation, a
 // any number of callers, in any number of instances, may run it at once
 // without assigning a conversation twice or an agent over capacity.
 //
-// A commit waits for the disk, so assignments go in batches, and when the
-// team's free capacity covers its whole queue (order cannot matter: all
-// will be assigned) Routing.Workers transactions run at once, sharing the
-// waits. When capacity is short one transaction at a time keeps the order.
+// A commit waits for the disk, so assignments go in batches, in waves: when
+// a team's free capacity covers its whole queue (order cannot matter: all
+// will be assigned) a wave runs up to Routing.Workers batches at once,
+// sharing the waits; when capacity is short, one batch at a time keeps the
+// order. Each wave looks at the queue again, since it grows meanwhile.
 func (s *Service) AssignQueued(ctx context.Context) (int, error) {
+	total := 0
+	for ctx.Err() == nil {
+		n, err := s.assignWave(ctx)
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// assignWave runs one wave over every team's queue and returns how many it
+// assigned.
+func (s *Service) assignWave(ctx context.Context) (int, error) {
 	rows, err := s.pool.Query(ctx, `SELECT coalesce(team, ''), count(*) FROM conversations WHERE state = 'queued'
 		GROUP BY 1 ORDER BY 1`)
 	if err != nil {
@@ -118,7 +133,7 @@ func (s *Service) AssignQueued(ctx context.Context) (int, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				n, err := s.assignTeam(ctx, b.Team)
+				n, err := s.assignSome(ctx, b.Team)
 				mu.Lock()
 				total += n
 				if firstErr == nil {
@@ -135,29 +150,17 @@ func (s *Service) AssignQueued(ctx context.Context) (int, error) {
 	return total, nil
 }
 
-// assignTeam assigns from a team's queue until no more can be.
-func (s *Service) assignTeam(ctx context.Context, team string) (int, error) {
-	total, busy := 0, 0
-	for ctx.Err() == nil {
+// assignSome assigns one batch from a team's queue; when the candidates
+// are held by other transactions it tries again a few times shortly rather
+// than wait for the next tick.
+func (s *Service) assignSome(ctx context.Context, team string) (int, error) {
+	for busy := 1; ; busy++ {
 		n, retry, err := s.assignOne(ctx, team)
-		if err != nil {
-			return total, err
+		if err != nil || n > 0 || !retry || busy > 3 || ctx.Err() != nil {
+			return n, err
 		}
-		if n > 0 {
-			total += n
-			busy = 0
-			continue
-		}
-		// Eligible agents or conversations exist but another transaction
-		// holds them: try again shortly rather than wait for the next tick.
-		if retry && busy < 3 {
-			busy++
-			time.Sleep(time.Duration(busy) * time.Millisecond)
-			continue
-		}
-		break
+		time.Sleep(time.Duration(busy) * time.Millisecond)
 	}
-	return total, nil
 }
 
 // assignBatch is how many conversations one assignment transaction takes

@@ -538,7 +538,7 @@ func TestPresenceGrace(t *testing.T) {
 	e := newEnv(t)
 	// Heartbeats far inside the grace period, so a busy machine does not
 	// make a live socket look dead.
-	r := handoff.Routing{Tick: 50 * time.Millisecond, Grace: 600 * time.Millisecond, Heartbeat: 100 * time.Millisecond, DefaultSLA: time.Hour}
+	r := handoff.Routing{Tick: 50 * time.Millisecond, Grace: 800 * time.Millisecond, Heartbeat: 100 * time.Millisecond, DefaultSLA: time.Hour}
 	svc := e.service(r)
 	ctx := context.Background()
 	alex := e.user("Alex Agent")

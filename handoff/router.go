@@ -18,8 +18,8 @@ type Routing struct {
 	// becoming away; default 60s.
 	Grace time.Duration
 	// Heartbeat is how often an instance marks its agent sockets alive; a
-	// socket not marked for three heartbeats (its instance died) is gone.
-	// Default 10s.
+	// socket not marked for three heartbeats and the grace period (its
+	// instance died) is gone. Default 10s.
 	Heartbeat time.Duration
 	// DefaultSLA is the waiting threshold of conversations without a team;
 	// default 5m.

@@ -40,7 +40,7 @@ func (escalatingBot) Respond(ctx context.Context, turn handoff.Turn) (handoff.Re
 }
 
 // testRouting ticks fast and has a short grace period.
-var testRouting = handoff.Routing{Tick: 50 * time.Millisecond, Grace: 500 * time.Millisecond,
+var testRouting = handoff.Routing{Tick: 50 * time.Millisecond, Grace: time.Second,
 	Heartbeat: 100 * time.Millisecond, DefaultSLA: time.Hour}
 
 // startHandoffServer is startServer with the escalating test bot and the
