@@ -34,8 +34,8 @@ func Analyze(text string) string {
 // AnalyzeQuery returns text's distinct tokens, as Analyze makes them, joined
 // with " | " for to_tsquery('simple', ...): any token may match.
 // plainto_tsquery would instead require every token, which a paraphrased
-// question almost never satisfies. It returns "" when text has no token;
-// to_tsquery('simple', ”) matches nothing.
+// question almost never satisfies. It returns the empty string when text
+// has no token, and the caller should then skip the full-text side.
 func AnalyzeQuery(text string) string {
 	var b strings.Builder
 	seen := make(map[string]bool)
@@ -87,6 +87,8 @@ func forEachRun(text string, fn func(run string, dense bool)) {
 	for i, r := range text {
 		var isWord, isDense bool
 		switch {
+		case r < utf8.RuneSelf:
+			isWord = 'a' <= r && r <= 'z' || '0' <= r && r <= '9' // text is lower case
 		case unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Mc, r):
 			if start >= 0 {
 				continue // a mark belongs to the run it follows
@@ -137,8 +139,11 @@ var denseScripts = []*unicode.RangeTable{
 }
 
 func isDenseScript(r rune) bool {
-	if r < 0x0e00 {
-		return false // fast path: nothing below Thai is dense
+	switch {
+	case r < 0x0e00:
+		return false // nothing below Thai is dense
+	case 0x4e00 <= r && r <= 0x9fff, 0xac00 <= r && r <= 0xd7a3:
+		return true // the common blocks: CJK unified ideographs, Hangul syllables
 	}
 	if r == 0x30fc { // katakana-hiragana prolonged sound mark, script Common
 		return true
@@ -151,26 +156,134 @@ func isDenseScript(r rune) bool {
 	return false
 }
 
-// stem applies a light English suffix stemmer to an ASCII lower-case word:
-// plurals and the most common verb endings, conservative enough that it
-// rarely merges unrelated words ("cards" and "card" meet; "news" stays).
-// Other words come back unchanged.
+// stem applies a light English stemmer to an ASCII lower-case word: steps
+// 1 and 5 of Porter's algorithm, which handle plurals, -ed, -ing, a final y
+// and a final e, so "charged", "charging", "charges" and "charge" all
+// become "charg", "verified" and "verify" "verifi", "stopped" "stop" and
+// "cancelled" "cancel". It leaves other suffixes alone. Words of three letters or fewer, and
+// words with anything but a-z, come back unchanged.
 func stem(w string) string {
-	n := len(w)
-	if n <= 3 || !isASCIILetters(w) {
+	if len(w) <= 3 || !isASCIILetters(w) {
 		return w
 	}
-	switch {
-	case strings.HasSuffix(w, "ies") && n > 4:
-		return w[:n-3] + "y" // policies → policy
+	// Step 1a: plurals.
+	switch n := len(w); {
 	case strings.HasSuffix(w, "sses"):
-		return w[:n-2] // addresses → address
+		w = w[:n-2] // addresses → address
+	case strings.HasSuffix(w, "ies"):
+		if n > 4 {
+			w = w[:n-3] + "y" // policies → policy
+		} else {
+			w = w[:n-1] // ties → tie
+		}
 	case strings.HasSuffix(w, "ss"), strings.HasSuffix(w, "us"), strings.HasSuffix(w, "is"):
-		return w // address, status, analysis
+		// address, status, analysis
 	case strings.HasSuffix(w, "s") && !strings.HasSuffix(w, "ews"):
-		return w[:n-1] // cards → card, fees → fee, but news stays
+		w = w[:n-1] // cards → card, but news stays
+	}
+	w = removeEdIng(w)
+	// Step 1c: a final y after a vowel-bearing stem is i, so that
+	// "verify" meets "verified" ("pay" is too short to change).
+	if n := len(w); n > 3 && w[n-1] == 'y' && hasVowel(w[:n-1]) {
+		w = w[:n-1] + "i"
+	}
+	w = dropE(w)
+	// Step 5b: a final double l goes in longer words, so British
+	// "cancelled" meets "cancel" ("fall" stays).
+	if n := len(w); n > 4 && strings.HasSuffix(w, "ll") && measure(w[:n-1]) > 1 {
+		w = w[:n-1]
 	}
 	return w
+}
+
+// removeEdIng is Porter's step 1b.
+func removeEdIng(w string) string {
+	n := len(w)
+	switch {
+	case strings.HasSuffix(w, "eed"):
+		if measure(w[:n-3]) > 0 {
+			return w[:n-1] // agreed → agree, but feed stays
+		}
+		return w
+	case strings.HasSuffix(w, "ed") && n-2 >= 3 && hasVowel(w[:n-2]):
+		w = w[:n-2]
+	case strings.HasSuffix(w, "ing") && n-3 >= 3 && hasVowel(w[:n-3]):
+		w = w[:n-3] // but thing, bring and using stay
+	default:
+		return w
+	}
+	n = len(w)
+	switch {
+	case strings.HasSuffix(w, "at"), strings.HasSuffix(w, "bl"), strings.HasSuffix(w, "iz"):
+		return w + "e" // activated → activate
+	case n >= 2 && w[n-1] == w[n-2] && isConsonant(w, n-1) && w[n-1] != 'l' && w[n-1] != 's' && w[n-1] != 'z':
+		return w[:n-1] // stopped → stop
+	case measure(w) == 1 && endsCVC(w):
+		return w + "e" // hoping → hope
+	}
+	return w
+}
+
+// dropE is Porter's step 5a: a final e goes unless the word is short
+// (charge → charg, but hope and fee stay).
+func dropE(w string) string {
+	n := len(w)
+	if n <= 3 || w[n-1] != 'e' {
+		return w
+	}
+	if m := measure(w[:n-1]); m > 1 || m == 1 && !endsCVC(w[:n-1]) {
+		return w[:n-1]
+	}
+	return w
+}
+
+// isConsonant reports whether w[i] is a consonant in Porter's sense: y is a
+// consonant at the start or after a vowel.
+func isConsonant(w string, i int) bool {
+	switch w[i] {
+	case 'a', 'e', 'i', 'o', 'u':
+		return false
+	case 'y':
+		return i == 0 || !isConsonant(w, i-1)
+	}
+	return true
+}
+
+func hasVowel(w string) bool {
+	for i := range len(w) {
+		if !isConsonant(w, i) {
+			return true
+		}
+	}
+	return false
+}
+
+// measure is Porter's m: the number of vowel-consonant sequences in w.
+func measure(w string) int {
+	m := 0
+	prevVowel := false
+	for i := range len(w) {
+		c := isConsonant(w, i)
+		if c && prevVowel {
+			m++
+		}
+		prevVowel = !c
+	}
+	return m
+}
+
+// endsCVC reports whether w ends consonant-vowel-consonant, the last not
+// w, x or y (hop, but not snow or box).
+func endsCVC(w string) bool {
+	n := len(w)
+	if n < 3 || !isConsonant(w, n-3) || isConsonant(w, n-2) || !isConsonant(w, n-1) {
+		return false
+	}
+	switch w[n-1] {
+	case 'w', 'x', 'y':
+		return false
+	}
+	return true
 }
 
 func isASCIILetters(s string) bool {
