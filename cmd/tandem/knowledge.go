@@ -36,6 +36,13 @@ func newEmbedder(cfg *config.Config) retrieval.Embedder {
 // compared.
 func newKnowledge(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, log func(msg string, args ...any)) (*retrieval.Index, *knowledge.Service, error) {
 	ix := retrieval.NewIndex(pool, newEmbedder(cfg))
+	if ix.Embedder().Dim() == 0 {
+		// A remote model tells its dimension with its first vector.
+		if _, err := ix.Embedder().Embed(ctx, []string{"dimension probe"}); err != nil {
+			log("embedding model unreachable at start; search answers 503 until it is back", "model", ix.Embedder().Name(), "error", err)
+			return ix, knowledge.NewService(pool, ix), nil
+		}
+	}
 	stale, err := ix.StaleChunks(ctx)
 	if err != nil {
 		return nil, nil, err
