@@ -20,11 +20,15 @@ if [ -z "$bindir" ] || [ ! -x "$bindir/postgres" ]; then
   exit 1
 fi
 
+# port_busy reports whether something already listens on 127.0.0.1:$1.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 port_file="$data/pg.port"
 if [ -s "$port_file" ]; then
   port=$(cat "$port_file")
 else
   port=$(( 20000 + $(printf '%s' "$top" | cksum | cut -d' ' -f1) % 20000 ))
+  while port_busy "$port"; do port=$((port + 1)); done
   echo "$port" >"$port_file"
 fi
 
@@ -79,6 +83,12 @@ CONF
 fi
 
 if ! run "$bindir/pg_ctl" -D "$real" status >/dev/null 2>&1; then
+  if port_busy "$port"; then
+    # Another server took our port since the cluster was made: move.
+    while port_busy "$port"; do port=$((port + 1)); done
+    echo "$port" >"$port_file"
+    sed -i "s/^port = .*/port = $port/" "$real/postgresql.conf"
+  fi
   run "$bindir/pg_ctl" -D "$real" -l "$real/server.log" -w -t 60 start >/dev/null || {
     echo "pg.sh: PostgreSQL did not start; last log lines:" >&2
     tail -n 20 "$real/server.log" >&2 || true
