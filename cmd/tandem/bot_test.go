@@ -776,7 +776,7 @@ func TestEvalIntentsCommand(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	out := stdout.String()
-	for _, want := range []string{"18 examples", "6 examples", "3 intents", "in-scope accuracy", "out-of-scope precision", "threshold  answered", "0.50 "} {
+	for _, want := range []string{"18 examples", "6 test examples (3 out of scope), 3 intents", "in-scope accuracy", "out-of-scope precision", "threshold  answered", "0.50 "} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("output lacks %q:\n%s", want, out)
 		}

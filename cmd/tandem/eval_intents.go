@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/tandem-chat/tandem/bot"
@@ -63,9 +62,8 @@ func cmdEvalIntents(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *testPath == "" {
 		split = "5-fold cross-validation"
 	}
-	fmt.Fprintf(stdout, "train %s: %d examples; %s: %d examples; %d intents; %.1f s\n",
-		*trainPath, len(train), split, rep.N, rep.Intents, time.Since(start).Seconds())
-	fmt.Fprint(stdout, formatIntentReport(rep))
+	fmt.Fprintf(stdout, "train %s: %d examples; %s; %.1f s\n", *trainPath, len(train), split, time.Since(start).Seconds())
+	rep.Format(stdout)
 	return nil
 }
 
@@ -80,18 +78,4 @@ func readExamplesFile(path string) ([]bot.Example, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return ex, nil
-}
-
-// formatIntentReport renders a report: the headline figures at its
-// threshold, then the answered-versus-correct curve.
-func formatIntentReport(r bot.IntentReport) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "at threshold %.2f: accuracy %.3f, in-scope accuracy %.3f, out-of-scope precision %.3f, recall %.3f\n",
-		r.Threshold, r.Accuracy, r.InScopeAccuracy, r.OOSPrecision, r.OOSRecall)
-	fmt.Fprintf(&b, "top-1 accuracy with no threshold: %.3f (training %.1f s)\n", r.Top1Accuracy, r.TrainSeconds)
-	fmt.Fprintf(&b, "%-9s  %-8s  %-7s  %-8s  %s\n", "threshold", "answered", "correct", "in-scope", "oos-recall")
-	for _, p := range r.Curve {
-		fmt.Fprintf(&b, "%-9.2f  %-8.3f  %-7.3f  %-8.3f  %.3f\n", p.Threshold, p.Answered, p.Correct, p.InScopeAccuracy, p.OOSRecall)
-	}
-	return b.String()
 }
