@@ -120,6 +120,8 @@ func waitAssigned(b *testing.B, pool *pgxpool.Pool, since time.Time) []time.Dura
 	return out
 }
 
+// reportLatencies reports the 50th and 99th percentiles and, when elapsed
+// is not zero, the assignments per second.
 func reportLatencies(b *testing.B, all []time.Duration, elapsed time.Duration) {
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	pct := func(p float64) float64 {
@@ -127,7 +129,9 @@ func reportLatencies(b *testing.B, all []time.Duration, elapsed time.Duration) {
 	}
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
-	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "assigned/s")
+	if elapsed > 0 {
+		b.ReportMetric(float64(len(all))/elapsed.Seconds(), "assigned/s")
+	}
 }
 
 // BenchmarkEscalationToAssignment: 50 agents online (capacity 20 each);
@@ -174,4 +178,73 @@ func BenchmarkDrainQueue(b *testing.B) {
 		stop()
 	}
 	reportLatencies(b, all, elapsed)
+}
+
+// BenchmarkEscalationUnderBacklog: 1,000 conversations wait in the queue of
+// a team with nobody online, 50 agents (capacity 20 each) serve the rest;
+// conversations then escalate one at a time. The figure is each one's time
+// from its escalation's commit to its assignment's commit: the latency of
+// the mechanism itself next to a long queue.
+func BenchmarkEscalationUnderBacklog(b *testing.B) {
+	const escalations = 200
+	var all []time.Duration
+	ctx := context.Background()
+	b.StopTimer()
+	for range b.N {
+		svc, pool, stop := benchService(b)
+		if _, err := svc.CreateTeam(ctx, handoff.Actor{Role: handoff.RoleSystem}, "Backlog", handoff.TeamSettings{}); err != nil {
+			b.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for c := range benchClients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := c; i < benchConvs; i += benchClients {
+					if _, err := tryEscalate(svc, handoff.Customer{}, "Backlog", i%3); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		benchAgentsOnline(b, svc, pool)
+		b.StartTimer()
+		for range escalations {
+			conv, _, err := svc.CreateConversation(ctx, handoff.Customer{}, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sub := svc.Subscribe(conv.ID, 64)
+			if _, err := svc.PostMessage(ctx, conv.ID, handoff.Author{Role: handoff.RoleCustomer}, "escalate", ""); err != nil {
+				b.Fatal(err)
+			}
+			timeout := time.After(time.Minute)
+		wait:
+			for {
+				select {
+				case ev := <-sub.C:
+					if ev.Type == handoff.EventState && ev.State == handoff.StateAssigned {
+						break wait
+					}
+				case <-timeout:
+					b.Fatal("not assigned within a minute")
+				}
+			}
+			sub.Close()
+			var d time.Duration
+			if err := pool.QueryRow(ctx, `SELECT assigned_at - queued_at FROM conversations WHERE id = $1`, conv.ID).Scan(&d); err != nil {
+				b.Fatal(err)
+			}
+			all = append(all, d)
+		}
+		b.StopTimer()
+		var queued int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM conversations WHERE state = 'queued'`).Scan(&queued); err != nil || queued != benchConvs {
+			b.Fatalf("%d queued (%v), want the backlog of %d", queued, err, benchConvs)
+		}
+		stop()
+	}
+	reportLatencies(b, all, 0)
 }
