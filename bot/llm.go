@@ -146,7 +146,9 @@ func (l *LLM) Answer(ctx context.Context, question string, history []handoff.Mes
 		return Answer{}, errs.Errorf(errs.Unavailable, "LLM: %v", err)
 	}
 	text = strings.TrimSpace(text)
-	if text == "" || strings.HasPrefix(text, noAnswer) {
+	// Models do not always say it alone ("I can't find that. NO_ANSWER");
+	// the signal anywhere means the passages do not answer.
+	if text == "" || strings.Contains(text, noAnswer) {
 		return Answer{NoAnswer: true}, nil
 	}
 	a := Answer{Text: text}

@@ -24,9 +24,12 @@ func fakeModel(req openai.ChatCompletionRequest) string {
 	if !req.Stream {
 		return "The customer wants a person."
 	}
-	last := req.Messages[len(req.Messages)-1].Content
-	if strings.Contains(strings.ToLower(last), "warranty") {
+	last := strings.ToLower(req.Messages[len(req.Messages)-1].Content)
+	switch {
+	case strings.Contains(last, "warranty"):
 		return "NO_ANSWER"
+	case strings.Contains(last, "carbon"):
+		return "The passages do not say whether shipping is carbon neutral. NO_ANSWER"
 	}
 	return llmAnswer
 }
@@ -107,6 +110,15 @@ func TestLLMTurn(t *testing.T) {
 		// The LLM also wrote the agent's summary.
 		if e.Summary != "The customer wants a person." || chats(fake) != 2 {
 			t.Fatalf("summary %q after %d requests: want the model's summary", e.Summary, chats(fake))
+		}
+	})
+
+	t.Run("NoAnswerAfterText", func(t *testing.T) {
+		tr, _ := streamed("Is your shipping carbon neutral?")
+		r := respond(t, b, tr)
+		expectEscalation(t, r, bot.ReasonNoAnswer)
+		if strings.Contains(r.Text, "NO_ANSWER") {
+			t.Fatalf("the signal reached the customer: %q", r.Text)
 		}
 	})
 
