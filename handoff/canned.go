@@ -88,7 +88,7 @@ func (s *Service) CreateCannedReply(ctx context.Context, actor Actor, c CannedRe
 		VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`, teamID, c.Title, c.Text, author, c.CreatedAt).Scan(&c.ID); err != nil {
 		return nil, db.Translate(err, "canned reply")
 	}
-	return &c, nil
+	return &c, s.store.insertAudit(ctx, s.pool, actor, "canned_reply.create", "canned_reply", c.ID, map[string]any{"team": c.Team, "title": c.Title})
 }
 
 // UpdateCannedReply replaces a canned reply. Returns Invalid or NotFound.
@@ -106,7 +106,7 @@ func (s *Service) UpdateCannedReply(ctx context.Context, actor Actor, id string,
 		WHERE id = $1 RETURNING created_at`, id, teamID, c.Title, c.Text, c.UpdatedAt).Scan(&c.CreatedAt); err != nil {
 		return nil, db.Translate(err, "canned reply")
 	}
-	return &c, nil
+	return &c, s.store.insertAudit(ctx, s.pool, actor, "canned_reply.update", "canned_reply", c.ID, map[string]any{"team": c.Team, "title": c.Title})
 }
 
 // DeleteCannedReply removes a canned reply. Returns NotFound.
@@ -121,5 +121,5 @@ func (s *Service) DeleteCannedReply(ctx context.Context, actor Actor, id string)
 	if tag.RowsAffected() == 0 {
 		return errs.Errorf(errs.NotFound, "canned reply not found")
 	}
-	return nil
+	return s.store.insertAudit(ctx, s.pool, actor, "canned_reply.delete", "canned_reply", id, nil)
 }

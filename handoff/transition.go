@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tandem-chat/tandem/internal/db"
 )
@@ -289,8 +290,13 @@ func (s *Service) flush(ctx context.Context, out *outbox) {
 	}
 }
 
-// insertAudit records who did what.
-func (s *store) insertAudit(ctx context.Context, tx pgx.Tx, a Actor, action, subjectType, subjectID string, data map[string]any) error {
+// execer is what a transaction and the pool have in common for writes.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// insertAudit records who did what, inside tx when the change has one.
+func (s *store) insertAudit(ctx context.Context, tx execer, a Actor, action, subjectType, subjectID string, data map[string]any) error {
 	var actor *string
 	if a.ID != "" {
 		actor = &a.ID
