@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgvector/pgvector-go"
@@ -80,37 +81,56 @@ func (ix *Index) Prepare(ctx context.Context, entries []Entry) (*Prepared, error
 	return &Prepared{Entries: entries, Vectors: vecs, Model: ix.emb.Name()}, nil
 }
 
+// writeBatch is how many chunks one INSERT statement carries. The
+// term_stats trigger runs once per statement (migration 0007), so larger
+// batches mean fewer, larger upserts; a thousand 1,024-dimension vectors
+// are about 4 MB of parameters.
+const writeBatch = 1000
+
 // Write inserts prepared entries inside tx and returns their chunk ids.
+// Each batch of entries is one INSERT … SELECT over arrays, which computes
+// the tsvectors in the server; ids are made here so that they come back in
+// the entries' order.
 func (ix *Index) Write(ctx context.Context, tx pgx.Tx, p *Prepared) ([]string, error) {
 	ids := make([]string, len(p.Entries))
-	const batchSize = 500
-	for start := 0; start < len(p.Entries); start += batchSize {
-		end := min(start+batchSize, len(p.Entries))
-		b := &pgx.Batch{}
-		for i := start; i < end; i++ {
-			e := p.Entries[i]
-			tags := e.Tags
-			if tags == nil {
-				tags = []string{}
-			}
-			b.Queue(`INSERT INTO chunks (document_id, version, ordinal, heading, question, text, tags, tsv, embed_model, embedding)
-				VALUES ($1, $2, $3, $4, $5, $6, $7,
-					setweight(to_tsvector('simple', $8), 'A') || setweight(to_tsvector('simple', $9), 'B') ||
-					setweight(to_tsvector('simple', $10), 'C'),
-					$11, $12) RETURNING id`,
-				e.DocumentID, e.Version, e.Ordinal, e.Heading, e.Question, e.Text, tags,
-				Analyze(e.Question), Analyze(e.Heading), Analyze(e.Text), p.Model, pgvector.NewVector(p.Vectors[i]))
+	for start := 0; start < len(p.Entries); start += writeBatch {
+		end := min(start+writeBatch, len(p.Entries))
+		n := end - start
+		var (
+			docIDs, headings, questions, texts = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+			aq, ah, at                         = make([]string, n), make([]string, n), make([]string, n)
+			versions, ordinals                 = make([]int32, n), make([]int32, n)
+			tagFrom, tagTo                     = make([]int32, n), make([]int32, n)
+			tags                               = []string{}
+			vecs                               = make([]pgvector.Vector, n)
+			batchIDs                           = make([]string, n)
+		)
+		for j := range n {
+			e := p.Entries[start+j]
+			batchIDs[j] = uuid.NewString()
+			docIDs[j], versions[j], ordinals[j] = e.DocumentID, int32(e.Version), int32(e.Ordinal)
+			headings[j], questions[j], texts[j] = e.Heading, e.Question, e.Text
+			aq[j], ah[j], at[j] = Analyze(e.Question), Analyze(e.Heading), Analyze(e.Text)
+			// Each chunk's tags are the slice [from:to] (1-based, inclusive)
+			// of one flat array; an empty slice gives '{}'.
+			tagFrom[j] = int32(len(tags) + 1)
+			tags = append(tags, e.Tags...)
+			tagTo[j] = int32(len(tags))
+			vecs[j] = pgvector.NewVector(p.Vectors[start+j])
 		}
-		res := tx.SendBatch(ctx, b)
-		for i := start; i < end; i++ {
-			if err := res.QueryRow().Scan(&ids[i]); err != nil {
-				res.Close()
-				return nil, db.Translate(err, "chunk")
-			}
-		}
-		if err := res.Close(); err != nil {
+		_, err := tx.Exec(ctx, `INSERT INTO chunks (id, document_id, version, ordinal, heading, question, text, tags, tsv, embed_model, embedding)
+			SELECT u.id, u.document_id, u.version, u.ordinal, u.heading, u.question, u.text, ($12::text[])[u.tag_from:u.tag_to],
+				setweight(to_tsvector('simple', u.aq), 'A') || setweight(to_tsvector('simple', u.ah), 'B') ||
+				setweight(to_tsvector('simple', u.at), 'C'),
+				$13, u.embedding
+			FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::int[], $5::text[], $6::text[], $7::text[],
+				$8::text[], $9::text[], $10::text[], $11::vector[], $14::int[], $15::int[])
+				AS u(id, document_id, version, ordinal, heading, question, text, aq, ah, at, embedding, tag_from, tag_to)`,
+			batchIDs, docIDs, versions, ordinals, headings, questions, texts, aq, ah, at, vecs, tags, p.Model, tagFrom, tagTo)
+		if err != nil {
 			return nil, db.Translate(err, "chunk")
 		}
+		copy(ids[start:end], batchIDs)
 	}
 	return ids, nil
 }
