@@ -57,7 +57,7 @@ func (s *Server) agentSocket() fiber.Handler {
 	return websocket.New(func(conn *websocket.Conn) {
 		u := conn.Locals("staff").(*auth.User)
 		admin := u.Has(auth.RoleAdmin)
-		k := s.track(conn, "agent")
+		k := s.track(conn, "agent", u.ID)
 		if k == nil {
 			return
 		}

@@ -127,6 +127,7 @@ func (s *Server) routes() {
 	api.Post("/reports/unanswered/:id/resolve", editor, s.resolveUnanswered)
 
 	s.handoffRoutes(api)
+	s.usersRoutes(api) // users.go
 
 	app.Get("/ws/conversations/:id", s.customerSocketUpgrade, s.customerSocket())
 	app.Get("/ws/agent", s.agentSocketUpgrade, s.agentSocket())

@@ -37,6 +37,7 @@ const (
 type socket struct {
 	conn *websocket.Conn
 	kind string
+	user string      // the staff user of a staff socket
 	out  chan []byte // frames from the reader (acks, errors) for the writer
 	done chan struct{}
 	once sync.Once
@@ -71,8 +72,8 @@ func (k *socket) write(b []byte) error {
 	return k.conn.WriteMessage(websocket.TextMessage, b)
 }
 
-func (s *Server) track(conn *websocket.Conn, kind string) *socket {
-	k := &socket{conn: conn, kind: kind, out: make(chan []byte, 32), done: make(chan struct{})}
+func (s *Server) track(conn *websocket.Conn, kind, user string) *socket {
+	k := &socket{conn: conn, kind: kind, user: user, out: make(chan []byte, 32), done: make(chan struct{})}
 	s.socketsMu.Lock()
 	defer s.socketsMu.Unlock()
 	if s.closing {
@@ -164,13 +165,13 @@ func (s *Server) customerSocket() fiber.Handler {
 		id := conn.Locals("conv_id").(string)
 		after := conn.Locals("after").(int64)
 		a := conn.Locals("access").(*access)
-		kind := "customer"
+		kind, user := "customer", ""
 		author := handoff.Author{Role: handoff.RoleCustomer}
 		if a.staff != nil {
-			kind = "agent"
+			kind, user = "agent", a.staff.ID
 			author = handoff.Author{Role: handoff.RoleAgent, ID: a.staff.ID}
 		}
-		k := s.track(conn, kind)
+		k := s.track(conn, kind, user)
 		if k == nil {
 			return
 		}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"net/mail"
 	"slices"
 	"strings"
@@ -68,32 +69,48 @@ type NewUser struct {
 
 // CreateUser adds a staff account. Returns Invalid or Conflict.
 func (s *Store) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
+	return s.createUser(ctx, nil, nu)
+}
+
+// CreateUserBy is CreateUser on behalf of a staff user, recorded in the
+// audit log. Returns Invalid or Conflict.
+func (s *Store) CreateUserBy(ctx context.Context, by Actor, nu NewUser) (*User, error) {
+	return s.createUser(ctx, &by, nu)
+}
+
+func (s *Store) createUser(ctx context.Context, by *Actor, nu NewUser) (*User, error) {
 	nu.Email = strings.TrimSpace(nu.Email)
 	if a, err := mail.ParseAddress(nu.Email); err != nil || a.Address != nu.Email {
 		return nil, errs.Errorf(errs.Invalid, "email %q is not a valid address", nu.Email)
 	}
-	if utf8.RuneCountInString(nu.Password) < 8 {
-		return nil, errs.Errorf(errs.Invalid, "password must be at least 8 characters")
+	if err := checkPassword(nu.Password); err != nil {
+		return nil, err
 	}
-	if len(nu.Roles) == 0 {
-		return nil, errs.Errorf(errs.Invalid, "a user needs at least one role (%s)", strings.Join(ValidRoles, ", "))
+	roles, err := checkRoles(nu.Roles)
+	if err != nil {
+		return nil, err
 	}
-	for _, r := range nu.Roles {
-		if !slices.Contains(ValidRoles, r) {
-			return nil, errs.Errorf(errs.Invalid, "role %q is not one of %s", r, strings.Join(ValidRoles, ", "))
-		}
-	}
+	nu.Roles = roles
+	nu.DisplayName = strings.TrimSpace(nu.DisplayName)
 	if nu.DisplayName == "" {
 		nu.DisplayName = strings.Split(nu.Email, "@")[0]
 		if nu.DisplayName != "" {
 			nu.DisplayName = strings.ToUpper(nu.DisplayName[:1]) + nu.DisplayName[1:]
 		}
 	}
+	if err := checkDisplayName(nu.DisplayName); err != nil {
+		return nil, err
+	}
 	hash, err := HashPassword(nu.Password)
 	if err != nil {
 		return nil, err
 	}
-	row := s.pool.QueryRow(ctx, `INSERT INTO users (email, display_name, password_hash, roles)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, db.Translate(err, "user")
+	}
+	defer tx.Rollback(ctx)
+	row := tx.QueryRow(ctx, `INSERT INTO users (email, display_name, password_hash, roles)
 		VALUES ($1, $2, $3, $4) RETURNING `+userColumns, nu.Email, nu.DisplayName, hash, nu.Roles)
 	u, _, err := scanUser(row)
 	if err != nil {
@@ -102,7 +119,275 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
 		}
 		return nil, err
 	}
+	if by != nil {
+		if err := s.audit(ctx, tx, *by, "user.create", u.ID, map[string]any{
+			"email": u.Email, "display_name": u.DisplayName, "roles": u.Roles}); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, db.Translate(err, "user")
+	}
 	return u, nil
+}
+
+// checkRoles validates roles and returns them without duplicates, in the
+// order of ValidRoles.
+func checkRoles(roles []string) ([]string, error) {
+	if len(roles) == 0 {
+		return nil, errs.Errorf(errs.Invalid, "a user needs at least one role (%s)", strings.Join(ValidRoles, ", "))
+	}
+	for _, r := range roles {
+		if !slices.Contains(ValidRoles, r) {
+			return nil, errs.Errorf(errs.Invalid, "role %q is not one of %s", r, strings.Join(ValidRoles, ", "))
+		}
+	}
+	out := make([]string, 0, len(roles))
+	for _, r := range ValidRoles {
+		if slices.Contains(roles, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func checkPassword(password string) error {
+	if utf8.RuneCountInString(password) < 8 {
+		return errs.Errorf(errs.Invalid, "password must be at least 8 characters")
+	}
+	// argon2 takes any length, but hashing megabytes on every sign-in is a
+	// cheap way to load the server.
+	if len(password) > 1024 {
+		return errs.Errorf(errs.Invalid, "password must be at most 1024 bytes")
+	}
+	return nil
+}
+
+// maxDisplayName bounds a display name in runes.
+const maxDisplayName = 100
+
+func checkDisplayName(name string) error {
+	if name == "" {
+		return errs.Errorf(errs.Invalid, "display name must not be empty")
+	}
+	if utf8.RuneCountInString(name) > maxDisplayName {
+		return errs.Errorf(errs.Invalid, "display name must be at most %d characters", maxDisplayName)
+	}
+	return nil
+}
+
+// Actor is the staff user who changes accounts: the audit log names them,
+// the rules against locking oneself out apply to their own account, and
+// the session they act with (Token, if any) survives changes to their own
+// password or roles.
+type Actor struct {
+	User  *User
+	Token string
+}
+
+// UserChange changes a user; nil fields stay as they are.
+type UserChange struct {
+	DisplayName *string
+	Roles       []string
+	Disabled    *bool
+	Password    *string
+}
+
+// Check validates the change and normalises it (display name trimmed,
+// roles without duplicates in the order of ValidRoles). Returns Invalid.
+func (ch *UserChange) Check() error {
+	if ch.DisplayName != nil {
+		name := strings.TrimSpace(*ch.DisplayName)
+		if err := checkDisplayName(name); err != nil {
+			return err
+		}
+		ch.DisplayName = &name
+	}
+	if ch.Roles != nil {
+		roles, err := checkRoles(ch.Roles)
+		if err != nil {
+			return err
+		}
+		ch.Roles = roles
+	}
+	if ch.Password != nil {
+		if err := checkPassword(*ch.Password); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UpdateUser changes a user on behalf of by, in one transaction with its
+// audit record. Disabling a user, changing their roles or setting their
+// password revokes their sessions (but not by's own session). by may not
+// remove their own admin role or disable themselves, and must still be an
+// enabled admin when the change is made. Returns Invalid, NotFound,
+// Conflict (locking oneself out) or Forbidden.
+func (s *Store) UpdateUser(ctx context.Context, by Actor, id string, ch UserChange) (*User, error) {
+	if by.User == nil {
+		return nil, errs.Errorf(errs.Forbidden, "changing a user needs a signed-in admin")
+	}
+	if !db.ValidID(id) {
+		return nil, errs.Errorf(errs.NotFound, "user %s not found", id)
+	}
+	if err := ch.Check(); err != nil {
+		return nil, err
+	}
+	var hash string
+	if ch.Password != nil {
+		var err error
+		if hash, err = HashPassword(*ch.Password); err != nil {
+			return nil, err
+		}
+	}
+	self := id == by.User.ID
+	if self && ch.Disabled != nil && *ch.Disabled {
+		return nil, errs.Errorf(errs.Conflict, "you cannot disable your own account; ask another admin")
+	}
+	if self && ch.Roles != nil && !slices.Contains(ch.Roles, RoleAdmin) {
+		return nil, errs.Errorf(errs.Conflict, "you cannot remove your own admin role; ask another admin")
+	}
+
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, db.Translate(err, "user")
+	}
+	defer tx.Rollback(ctx)
+	// Lock the actor's and the target's rows in one order, so that two
+	// admins demoting each other at once cannot deadlock, and the second
+	// sees that it is no longer an admin.
+	rows, err := tx.Query(ctx, `SELECT `+userColumns+` FROM users WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
+		[]string{by.User.ID, id})
+	if err != nil {
+		return nil, db.Translate(err, "user")
+	}
+	var actor, old *User
+	for rows.Next() {
+		u, _, err := scanUser(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if u.ID == by.User.ID {
+			actor = u
+		}
+		if u.ID == id {
+			old = u
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, db.Translate(err, "user")
+	}
+	if actor == nil || actor.Disabled || !actor.Has(RoleAdmin) {
+		return nil, errs.Errorf(errs.Forbidden, "changing a user needs the admin role")
+	}
+	if old == nil {
+		return nil, errs.Errorf(errs.NotFound, "user %s not found", id)
+	}
+
+	u := *old
+	data := map[string]any{}
+	revoke := false
+	if ch.DisplayName != nil && *ch.DisplayName != old.DisplayName {
+		u.DisplayName = *ch.DisplayName
+		data["display_name"] = map[string]any{"from": old.DisplayName, "to": u.DisplayName}
+	}
+	if ch.Roles != nil && !slices.Equal(ch.Roles, old.Roles) {
+		u.Roles = ch.Roles
+		data["roles"] = map[string]any{"from": old.Roles, "to": u.Roles}
+		revoke = true
+	}
+	if ch.Disabled != nil && *ch.Disabled != old.Disabled {
+		u.Disabled = *ch.Disabled
+		data["disabled"] = map[string]any{"from": old.Disabled, "to": u.Disabled}
+		revoke = revoke || u.Disabled
+	}
+	if ch.Password != nil {
+		data["password"] = "reset" // never the password or its hash
+		revoke = true
+	}
+	if len(data) == 0 {
+		return old, nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE users SET display_name = $2, roles = $3, disabled = $4,
+		password_hash = CASE WHEN $5 = '' THEN password_hash ELSE $5 END, updated_at = $6 WHERE id = $1`,
+		u.ID, u.DisplayName, u.Roles, u.Disabled, hash, s.now()); err != nil {
+		return nil, db.Translate(err, "user")
+	}
+	if revoke {
+		keep := ""
+		if self {
+			keep = by.Token
+		}
+		n, err := s.revokeSessions(ctx, tx, u.ID, keep)
+		if err != nil {
+			return nil, err
+		}
+		data["sessions_revoked"] = n
+	}
+	if err := s.audit(ctx, tx, by, "user.update", u.ID, data); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, db.Translate(err, "user")
+	}
+	return &u, nil
+}
+
+// RevokeSessions ends every session and API token of a user, so that
+// their next request needs a new sign-in. It returns how many it ended.
+func (s *Store) RevokeSessions(ctx context.Context, userID string) (int64, error) {
+	if !db.ValidID(userID) {
+		return 0, errs.Errorf(errs.NotFound, "user %s not found", userID)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, db.Translate(err, "session")
+	}
+	defer tx.Rollback(ctx)
+	n, err := s.revokeSessions(ctx, tx, userID, "")
+	if err != nil {
+		return 0, err
+	}
+	return n, db.Translate(tx.Commit(ctx), "session")
+}
+
+// revokeSessions ends a user's live sessions except the one of keepToken.
+func (s *Store) revokeSessions(ctx context.Context, tx pgx.Tx, userID, keepToken string) (int64, error) {
+	var keep []byte
+	if keepToken != "" {
+		keep = hashToken(keepToken)
+	}
+	tag, err := tx.Exec(ctx, `UPDATE sessions SET revoked_at = $2
+		WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND ($3::bytea IS NULL OR token_hash <> $3)`,
+		userID, s.now(), keep)
+	if err != nil {
+		return 0, db.Translate(err, "session")
+	}
+	return tag.RowsAffected(), nil
+}
+
+// audit records a change to a user in the audit log that handoff keeps
+// for conversations and teams (and admins read at /api/v1/audit).
+func (s *Store) audit(ctx context.Context, tx pgx.Tx, by Actor, action, userID string, data map[string]any) error {
+	var actorID *string
+	role := "system"
+	if by.User != nil {
+		actorID = &by.User.ID
+		role = strings.Join(by.User.Roles, ",")
+		if by.User.Has(RoleAdmin) {
+			role = RoleAdmin
+		}
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO audit_log (at, actor_id, actor_role, action, subject_type, subject_id, data)
+		VALUES ($1, $2, $3, $4, 'user', $5, $6)`, s.now(), actorID, role, action, userID, json.RawMessage(raw))
+	return db.Translate(err, "audit record")
 }
 
 // EnsureUser creates the user unless one with the email exists, in which
