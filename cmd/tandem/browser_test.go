@@ -753,6 +753,9 @@ func TestBrowser(t *testing.T) {
 					tb.screenshot("admin-" + section + "-" + vp.name)
 				}
 			}
+			if vp == desktop {
+				tb.adminCreatesUser(s)
+			}
 
 			// The landing page, with the widget open on it.
 			tb.do(chromedp.Navigate(tb.base + "/"))
@@ -763,6 +766,50 @@ func TestBrowser(t *testing.T) {
 			tb.screenshot("widget-" + vp.name)
 		}
 	})
+}
+
+// adminCreatesUser creates an editor in the admin page's Users section,
+// checks the new row and the database, that unticking their only role is
+// refused in plain words, and that the admin's own admin role cannot be
+// unticked.
+func (tb *tab) adminCreatesUser(s *server) {
+	t := tb.t
+	t.Helper()
+	tb.do(chromedp.Click(chromedp.CSS(`.sidenav button[data-key="people"]`)))
+	tb.waitFor(`!!document.querySelector('#user-create')`, "the new-user form")
+	tb.do(
+		chromedp.SendKeys(chromedp.ID("user-email"), "sam@example.com"),
+		chromedp.SendKeys(chromedp.ID("user-name"), "Sam Support"),
+		chromedp.SendKeys(chromedp.ID("user-password"), "a long enough password"),
+		chromedp.Click(chromedp.ID("user-role-agent")), // ticked by default: untick
+		chromedp.Click(chromedp.ID("user-role-editor")),
+		chromedp.Click(chromedp.CSS("#user-create button[type=submit]")),
+	)
+	tb.waitFor(`!!document.querySelector('#users-table tr[data-email="sam@example.com"]')`, "the new user's row")
+	var roles []string
+	tb.eval(`[...document.querySelectorAll('#users-table tr[data-email="sam@example.com"] input:checked')].map((x) => x.value)`, &roles)
+	if strings.Join(roles, ",") != "editor" {
+		t.Errorf("the new user's row ticks %v, want [editor]", roles)
+	}
+	// Unticking the only role is refused, said in the card, and undone.
+	tb.do(chromedp.Click(chromedp.CSS(`#users-table tr[data-email="sam@example.com"] input[value=editor]`)))
+	tb.waitFor(`(() => { const e = document.querySelector('#users-error'); return e && e.offsetParent !== null && e.textContent.includes('at least one role') })()`,
+		"the error about the last role")
+	tb.waitFor(`document.querySelector('#users-table tr[data-email="sam@example.com"] input[value=editor]').checked`, "the role ticked again")
+	var locked bool
+	tb.eval(`document.querySelector('#users-table tr[data-email="admin@example.com"] input[value=admin]').disabled`, &locked)
+	if !locked {
+		t.Error("the admin can untick their own admin role")
+	}
+	tb.eval(`document.querySelector('#users-table').scrollIntoView(), true`, nil)
+	tb.screenshot("admin-users-desktop")
+	var dbRoles []string
+	if err := s.Pool.QueryRow(context.Background(), `SELECT roles FROM users WHERE email = 'sam@example.com'`).Scan(&dbRoles); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(dbRoles, ",") != "editor" {
+		t.Errorf("stored roles %v, want [editor]", dbRoles)
+	}
 }
 
 // inlineCode finds inline scripts, style attributes and event handler

@@ -1,7 +1,8 @@
 // admin.js: the admin pages on /admin: the KPI dashboard (charts in inline
 // SVG), teams with business hours and SLA, intents, bot thresholds, canned
-// replies, agents and users, and the audit log. Each section reads its own
-// endpoint and says so plainly when the server does not offer it yet.
+// replies, agents and users (roles, enabling, password resets), and the
+// audit log. Each section reads its own endpoint and says so plainly when
+// the server does not offer it yet.
 import { api, toast, unavailable, boot, h, icon, icons } from './staff.js';
 import { fmtAgo, fmtDuration } from './lib.js';
 
@@ -20,6 +21,7 @@ const el = {};
 boot({ title: 'Admin', role: 'admin', current: '/admin', render });
 
 function render(user, main) {
+  el.me = user;
   el.nav = h('nav', { class: 'sidenav', 'aria-label': 'Admin sections' });
   el.body = h('div', { id: 'admin-body' });
   for (const [key, label, ic] of SECTIONS) {
@@ -377,17 +379,160 @@ async function people() {
       h('td', {}, `${a.open_chats ?? 0} / ${a.capacity ?? '—'}`),
       h('td', {}, a.status_at ? fmtAgo(a.status_at) : '—')))))
     : unavailable('the agent list', agents);
-  const usersBox = users.ok ? h('table', { class: 'table' },
-    h('thead', {}, h('tr', {}, h('th', {}, 'User'), h('th', {}, 'Roles'), h('th', {}, 'Created'))),
-    h('tbody', {}, (users.data.users || []).map((u) => h('tr', {},
-      h('td', {}, h('strong', {}, u.display_name || u.email), h('div', { class: 'muted small' }, u.email)),
-      h('td', {}, (u.roles || []).map((x) => h('span', { class: 'badge accent' }, x))),
-      h('td', {}, u.created_at ? fmtAgo(u.created_at) : '—')))))
-    : h('div', {}, unavailable('user management', users),
-      h('p', { class: 'small muted', style: null }, 'Meanwhile, create accounts on the server: ', h('code', { class: 'mono' }, 'tandem user create --email … --role agent,editor,admin')));
   el.body.replaceChildren(head('Agents & users', 'Who is on the team, and what they may do.'),
     h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Agents')), agentsBox),
-    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Users and roles')), h('div', { class: users.ok ? '' : 'card-body' }, usersBox)));
+    usersCard(users));
+}
+
+// ---- users and roles -------------------------------------------------------
+
+const ROLES = [
+  ['agent', 'Agent', 'works chats in the console'],
+  ['editor', 'Editor', 'edits the knowledge base'],
+  ['admin', 'Admin', 'everything, including users and settings'],
+];
+
+// usersCard lists the staff accounts with their roles as checkboxes (each
+// change is saved at once), enable/disable and password reset, under a form
+// that creates an account. Errors are said in the card, not only in a toast.
+function usersCard(users) {
+  const card = h('section', { class: 'card', id: 'users' }, h('div', { class: 'card-head' }, h('h2', {}, 'Users and roles')));
+  if (!users.ok) {
+    card.append(h('div', { class: 'card-body' }, unavailable('user management', users),
+      users.status === 404 ? h('p', { class: 'small muted' }, 'Meanwhile, create accounts on the server: ',
+        h('code', { class: 'mono' }, 'tandem user create --email … --role agent,editor,admin')) : null));
+    return card;
+  }
+  // The live region stays in the page; only its wrapper is hidden, so that
+  // screen readers announce each new error.
+  const err = h('div', { class: 'notice bad', id: 'users-error', role: 'alert' });
+  const errBox = h('div', { class: 'card-body', hidden: true }, err);
+  const fail = (what, res) => {
+    err.replaceChildren(icon(icons.alert), h('div', {}, `${what}: ${res.error?.message || `HTTP ${res.status}`}`));
+    errBox.hidden = false;
+    errBox.scrollIntoView({ block: 'nearest' });
+  };
+  const clear = () => { errBox.hidden = true; };
+  const list = users.data.users || [];
+  const table = h('table', { class: 'table', id: 'users-table' },
+    h('thead', {}, h('tr', {}, h('th', {}, 'User'), h('th', {}, 'Roles'), h('th', {}, 'Teams'), h('th', {}, 'Created'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
+    h('tbody', {}, list.map((u) => userRow(u, { fail, clear }))));
+  card.append(errBox, table, h('div', { class: 'card-body users-new' }, createUserForm()));
+  return card;
+}
+
+function roleChecks(idPrefix, roles, opts = {}) {
+  return h('fieldset', { class: 'role-checks' }, h('legend', { class: opts.legend ? 'label' : 'sr-only' }, opts.legend || 'Roles'),
+    ROLES.map(([key, label, hint]) => h('label', { title: opts.lock?.[key] || hint },
+      h('input', { type: 'checkbox', id: `${idPrefix}-${key}`, value: key, checked: roles.includes(key), disabled: !!opts.lock?.[key] }), label)));
+}
+
+const checkedRoles = (box) => [...box.querySelectorAll('input[type=checkbox]:checked')].map((x) => x.value);
+
+function createUserForm() {
+  const email = h('input', { id: 'user-email', type: 'email', autocomplete: 'off', required: true, placeholder: 'sam@example.com' });
+  const name = h('input', { id: 'user-name', autocomplete: 'off', maxlength: 100, placeholder: 'Sam Support' });
+  const password = h('input', { id: 'user-password', type: 'password', autocomplete: 'new-password', required: true, minlength: 8 });
+  const roles = roleChecks('user-role', ['agent'], { legend: 'Roles' });
+  const err = h('p', { class: 'form-error', id: 'user-create-error', role: 'alert', hidden: true });
+  const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Create user');
+  const form = h('form', { id: 'user-create', 'aria-labelledby': 'user-create-title' },
+    h('h3', { class: 'section-title', id: 'user-create-title' }, 'New user'),
+    h('div', { class: 'grid2 top' },
+      h('div', { class: 'field' }, h('label', { for: 'user-email' }, 'Email'), email),
+      h('div', { class: 'field' }, h('label', { for: 'user-name' }, 'Display name'), name,
+        h('span', { class: 'hint' }, 'Shown to customers when this person replies. Empty: from the e-mail.')),
+      h('div', { class: 'field' }, h('label', { for: 'user-password' }, 'Password'), password,
+        h('span', { class: 'hint' }, 'At least 8 characters. Tell it to them in person; they can sign in at once.')),
+      h('div', { class: 'field' }, roles)),
+    err, h('div', { class: 'btn-row' }, submit));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    err.hidden = true;
+    const body = { email: email.value.trim(), display_name: name.value.trim(), password: password.value, roles: checkedRoles(roles) };
+    if (!body.roles.length) {
+      err.textContent = 'Choose at least one role.';
+      err.hidden = false;
+      return;
+    }
+    submit.disabled = true;
+    const res = await api('POST', '/api/v1/users', body);
+    submit.disabled = false;
+    if (!res.ok) {
+      err.textContent = `Could not create the user: ${res.error?.message}`;
+      err.hidden = false;
+      (res.status === 409 ? email : submit).focus();
+      return;
+    }
+    toast(`Created ${res.data.user.email}.`, 'ok');
+    people();
+  });
+  return form;
+}
+
+function userRow(u, { fail, clear }) {
+  const self = u.id === el.me?.id;
+  const who = u.display_name || u.email;
+  const roles = roleChecks(`roles-${u.id}`, u.roles || [], self ? { lock: { admin: 'You cannot remove your own admin role; ask another admin.' } } : {});
+  roles.setAttribute('aria-label', `Roles of ${who}`);
+  roles.addEventListener('change', async (e) => {
+    clear();
+    const box = e.target;
+    const next = checkedRoles(roles);
+    for (const c of roles.querySelectorAll('input')) c.disabled = true;
+    const res = await api('PATCH', `/api/v1/users/${encodeURIComponent(u.id)}`, { roles: next });
+    for (const c of roles.querySelectorAll('input')) c.disabled = self && c.value === 'admin';
+    box.focus(); // disabling it for the request took the focus away
+    if (!res.ok) {
+      box.checked = !box.checked;
+      fail(`Could not change the roles of ${who}`, res);
+      return;
+    }
+    u.roles = res.data.user.roles;
+    toast(self ? 'Your roles are saved.' : `Roles of ${who} saved; they sign in again.`, 'ok');
+  });
+  const toggle = self ? null : h('button', { type: 'button', class: `btn small${u.disabled ? '' : ' danger'}`, dataset: { action: 'toggle' } },
+    u.disabled ? 'Enable' : 'Disable');
+  toggle?.addEventListener('click', async () => {
+    clear();
+    if (!u.disabled && !confirm(`Disable ${who}? They are signed out at once, and their open chats go back to the queue.`)) return;
+    const res = await api('PATCH', `/api/v1/users/${encodeURIComponent(u.id)}`, { disabled: !u.disabled });
+    if (!res.ok) { fail(`Could not ${u.disabled ? 'enable' : 'disable'} ${who}`, res); return; }
+    toast(`${who} is ${res.data.user.disabled ? 'disabled' : 'enabled'}.`, 'ok');
+    people();
+  });
+  const reset = h('button', { type: 'button', class: 'btn small', dataset: { action: 'reset' }, onclick: () => resetPassword(u, fail, clear) }, 'Reset password');
+  return h('tr', { class: u.disabled ? 'disabled' : null, dataset: { userId: u.id, email: u.email } },
+    h('td', {}, h('strong', {}, who), self ? h('span', { class: 'badge accent' }, 'you') : null,
+      u.disabled ? h('span', { class: 'badge bad' }, 'disabled') : null,
+      h('div', { class: 'muted small' }, u.email)),
+    h('td', {}, roles, self ? h('div', { class: 'hint' }, 'Another admin can change your admin role or disable you.') : null),
+    h('td', {}, (u.teams || []).join(', ') || '—'),
+    h('td', { title: u.created_at ? new Date(u.created_at).toLocaleString() : null }, u.created_at ? fmtAgo(u.created_at) : '—'),
+    h('td', {}, h('div', { class: 'btn-row' }, toggle, reset)));
+}
+
+function resetPassword(u, fail, clear) {
+  clear();
+  const who = u.display_name || u.email;
+  const self = u.id === el.me?.id;
+  const password = h('input', { id: 'reset-password', type: 'password', autocomplete: 'new-password', required: true, minlength: 8 });
+  const dlg = h('dialog', { class: 'card', 'aria-labelledby': 'reset-title' });
+  const form = h('form', { method: 'dialog', class: 'card-body' },
+    h('h2', { id: 'reset-title' }, `New password for ${who}`),
+    h('div', { class: 'field' }, h('label', { for: 'reset-password' }, 'New password'), password,
+      h('span', { class: 'hint' }, self ? 'At least 8 characters. Your other sessions are signed out.' : 'At least 8 characters. They are signed out everywhere and sign in with the new one.')),
+    h('div', { class: 'btn-row' }, h('button', { value: 'ok', class: 'btn primary' }, 'Set password'), h('button', { value: 'cancel', class: 'btn', formnovalidate: true }, 'Cancel')));
+  dlg.append(form);
+  document.body.append(dlg);
+  dlg.addEventListener('close', async () => {
+    dlg.remove();
+    if (dlg.returnValue !== 'ok') return;
+    const res = await api('PATCH', `/api/v1/users/${encodeURIComponent(u.id)}`, { password: password.value });
+    if (!res.ok) { fail(`Could not reset the password of ${who}`, res); return; }
+    toast(`New password set for ${who}.`, 'ok');
+  });
+  dlg.showModal();
 }
 
 // ---- audit log -------------------------------------------------------------
