@@ -202,7 +202,7 @@ func (b *Bot) Respond(ctx context.Context, turn handoff.Turn) (handoff.Reply, er
 		Text: d.Reply,
 		Meta: handoff.Meta{Intent: d.Intent.Name, Confidence: &conf, Sources: d.Sources, Decision: d.Decision, Reason: d.Reason},
 	}
-	if d.Decision == DecisionEscalate && b.llm != nil {
+	if d.Decision == DecisionEscalate && b.llm != nil && !turn.Draft {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if sum, err := b.llm.Summarize(sctx, turn.History); err == nil && sum != "" {
 			d.Summary = sum
@@ -215,7 +215,8 @@ func (b *Bot) Respond(ctx context.Context, turn handoff.Turn) (handoff.Reply, er
 			Intent: d.Intent.Name, Confidence: d.Confidence, LastAnswer: d.LastAnswer, Sources: d.Sources,
 		}
 	}
-	if d.Decision != DecisionAnswer && d.Reason != ReasonCustomerRequest && d.Reason != ReasonIntentPolicy {
+	// A draft for an agent is not a customer's turn: nothing to record.
+	if !turn.Draft && d.Decision != DecisionAnswer && d.Reason != ReasonCustomerRequest && d.Reason != ReasonIntentPolicy {
 		if err := b.unanswered.Record(context.WithoutCancel(ctx), pii.Redact(turn.Message.Text), d.Reason, d.Confidence, turn.Conversation.ID); err != nil {
 			b.log.Warn("bot: record unanswered", "conversation_id", turn.Conversation.ID, "error", err)
 		}
