@@ -2,6 +2,7 @@ package bot_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -134,10 +135,18 @@ func BenchmarkTurnLocal(b *testing.B) {
 }
 
 // buildKnowledgeBase loads the demo knowledge base through the knowledge
-// service, then fills the index up to n chunks with passages recombined
-// from the demo's sentences (so vocabulary, lengths and both languages are
-// realistic), written in bulk, and builds the HNSW index once at the end.
-// It returns the chunk count.
+// service, then fills the index up to n chunks, written in bulk, and builds
+// the HNSW index once at the end. It returns the chunk count.
+//
+// The filler is a catalogue of product manuals of 20 chunks each: every
+// manual names its own product (a made-up name and model code), and its
+// passages are 3 to 6 sentences drawn from the demo knowledge base and, when
+// ../shared/data is there (TANDEM_SHARED_DATA elsewhere), from the customer
+// messages of Banking77, CLINC150, HINT3 and BQ. So the vocabulary has both
+// the common support words and the long tail of rare terms that a large
+// real knowledge base has; with the demo's few hundred sentences alone every
+// word would be in a large share of the chunks, and full-text search would
+// measure that instead.
 func buildKnowledgeBase(b *testing.B, pool *pgxpool.Pool, ix *retrieval.Index, n int) int {
 	b.Helper()
 	ctx := context.Background()
@@ -180,42 +189,89 @@ func buildKnowledgeBase(b *testing.B, pool *pgxpool.Pool, ix *retrieval.Index, n
 	if len(sentences) == 0 || len(headings) == 0 {
 		b.Fatal("the demo knowledge base yielded no text")
 	}
-
-	const perDoc = 1000
-	rng := rand.New(rand.NewPCG(42, 7))
-	var docs [][]retrieval.Entry
-	for made := demo; made < n; {
-		var docID string
-		if err := pool.QueryRow(ctx, `INSERT INTO documents (title, source_name, format, checksum, chunks)
-			VALUES ($1, $2, 'text', $3, $4) RETURNING id`, fmt.Sprintf("Synthetic manual %d", len(docs)+1),
-			fmt.Sprintf("synthetic-%d.txt", len(docs)+1), fmt.Sprintf("synthetic-%d", len(docs)+1), min(perDoc, n-made)).Scan(&docID); err != nil {
+	shared := os.Getenv("TANDEM_SHARED_DATA")
+	if shared == "" {
+		shared = "../../shared/data"
+	}
+	public, _ := filepath.Glob(filepath.Join(shared, "*", "*.jsonl"))
+	for _, f := range public {
+		raw, err := os.ReadFile(f)
+		if err != nil {
 			b.Fatal(err)
 		}
-		var entries []retrieval.Entry
-		for o := 0; o < perDoc && made < n; o++ {
-			k := 2 + rng.IntN(5)
-			parts := make([]string, k)
-			for j := range parts {
-				parts[j] = sentences[rng.IntN(len(sentences))]
+		for _, line := range strings.Split(string(raw), "\n") {
+			var rec struct{ Text, Question string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Text+rec.Question != "" {
+				sentences = append(sentences, rec.Text+rec.Question)
 			}
-			entries = append(entries, retrieval.Entry{DocumentID: docID, Version: 1, Ordinal: o,
-				Heading: headings[rng.IntN(len(headings))], Text: strings.Join(parts, " ")})
-			made++
 		}
-		docs = append(docs, entries)
+	}
+	b.Logf("filler: %d sentences (%d public data files)", len(sentences), len(public))
+
+	const perDoc, perJob = 20, 1000
+	docs := (n - demo + perDoc - 1) / perDoc
+	var docIDs []string
+	rows, err = pool.Query(ctx, `INSERT INTO documents (title, source_name, format, checksum, chunks)
+		SELECT 'Manual ' || i, 'manual-' || i || '.txt', 'text', 'manual-' || i, $2 FROM generate_series(1, $1) i
+		RETURNING id`, docs, perDoc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			b.Fatal(err)
+		}
+		docIDs = append(docIDs, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(42, 7))
+	syllables := strings.Fields("ka ro vin tel mar os qua zen lu fex dor pia sto rin vel ba tor ny gal ix ume sha pol dra wen cor")
+	name := func() string {
+		var w strings.Builder
+		for range 2 + rng.IntN(2) {
+			w.WriteString(syllables[rng.IntN(len(syllables))])
+		}
+		s := w.String()
+		return strings.ToUpper(s[:1]) + s[1:]
+	}
+	var jobs [][]retrieval.Entry
+	var entries []retrieval.Entry
+	for made, d := demo, 0; made < n; d++ {
+		product := fmt.Sprintf("%s %s", name(), name())
+		code := fmt.Sprintf("%c%c-%d", 'A'+rng.IntN(26), 'A'+rng.IntN(26), 1000+rng.IntN(9000))
+		for o := 0; o < perDoc && made < n; o++ {
+			parts := []string{product + " (" + code + "):"}
+			for range 3 + rng.IntN(4) {
+				parts = append(parts, sentences[rng.IntN(len(sentences))])
+			}
+			entries = append(entries, retrieval.Entry{DocumentID: docIDs[d], Version: 1, Ordinal: o,
+				Heading: product + ": " + headings[rng.IntN(len(headings))], Text: strings.Join(parts, " ")})
+			made++
+			if len(entries) == perJob {
+				jobs = append(jobs, entries)
+				entries = nil
+			}
+		}
+	}
+	if len(entries) > 0 {
+		jobs = append(jobs, entries)
 	}
 	loaded := time.Now()
 	// Embedding runs on every core; one writer inserts (concurrent bulk
 	// inserts deadlock on the GIN indexes' pending lists).
 	prepared := make(chan *retrieval.Prepared, 4)
-	jobs := make(chan []retrieval.Entry)
+	work := make(chan []retrieval.Entry)
 	errc := make(chan error, runtime.GOMAXPROCS(0)+1)
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for entries := range jobs {
+			for entries := range work {
 				p, err := ix.Prepare(ctx, entries)
 				if err != nil {
 					errc <- err
@@ -226,10 +282,10 @@ func buildKnowledgeBase(b *testing.B, pool *pgxpool.Pool, ix *retrieval.Index, n
 		}()
 	}
 	go func() {
-		for _, entries := range docs {
-			jobs <- entries
+		for _, entries := range jobs {
+			work <- entries
 		}
-		close(jobs)
+		close(work)
 		wg.Wait()
 		close(prepared)
 	}()
