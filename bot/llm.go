@@ -126,6 +126,10 @@ var citation = regexp.MustCompile(`\[(\d{1,2})\]`)
 // caller falls back to local mode. Returns Unavailable.
 func (l *LLM) Answer(ctx context.Context, question string, history []handoff.Message, hits []retrieval.Hit, stream func(string)) (Answer, error) {
 	msgs := buildMessages(question, history, hits)
+	// LLM_TIMEOUT bounds the whole answer, retries included, so a hung
+	// endpoint costs the customer one timeout before the local fallback.
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
 	var text string
 	var err error
 	for attempt := 0; attempt <= l.retries; attempt++ {
