@@ -6,19 +6,49 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 
 	"github.com/tandem-chat/tandem/internal/errs"
 )
 
-// The local intent classifier: TF-IDF features (features.go) feed a
-// multinomial logistic regression trained with SGD and feature dropout, whose
-// logits are nudged by the cosine similarity to the nearest training example
-// of each intent. A temperature fitted on held-out examples turns the logits
-// into probabilities that behave like the chance of being right, so one
-// threshold means the same thing whatever the number of intents.
+// The local intent classifier.
+//
+// Features (features.go): TF-IDF with sublinear tf over word 1-2 grams and
+// character 2-5 grams inside word boundaries, one block each, each scaled to
+// norm 1; n-grams unknown to the vocabulary still count in the norm, so a
+// message made mostly of unknown text gets a short vector and low scores.
+//
+// Model: a multinomial logistic regression trained by SGD with input
+// dropout and L2, averaged over two seeds, whose logits get a bonus for the
+// cosine similarity to the nearest training example of each intent (which
+// helps when intents have few examples).
+//
+// Calibration: models trained on part of the examples score the rest; some
+// intents are left out of their training, and their held-out examples show
+// what a message about none of the intents looks like. A temperature and
+// the logit of a virtual "none" class are fitted to these by maximum
+// likelihood, so Confidence behaves like the probability of being right,
+// including the risk that the message is about none of the intents (about
+// one message in five in the calibration data). When the examples include
+// an out-of-scope class, its held-out examples play that part instead.
+//
+// The full model and the calibration models are trained side by side on the
+// available CPUs.
+
+// Training settings, chosen by cross-validation on the training splits of
+// the public data sets (Banking77, CLINC150, HINT3); see EvalIntents.
+const (
+	defaultEpochs   = 10
+	defaultL2       = 3e-6
+	learningRate    = 3.0  // initial; decays linearly to zero
+	dropoutRate     = 0.4  // of input features, during training
+	bags            = 2    // models averaged, with different seeds
+	neighbourWeight = 2.0  // of the nearest-neighbour similarity, in logits
+	neighbourMaxDF  = 0.02 // n-grams in more examples are not indexed
+	calibrationK    = 5    // folds, or the held-out share 1/k
+	rankedLen       = 5    // intents in Prediction.Ranked
+)
 
 // IntentNone is the intent Predict returns for a message that is out of
 // scope or that the classifier is not confident about.
@@ -68,39 +98,20 @@ type ClassifierOptions struct {
 	// 0 means DefaultIntentThreshold, a negative value never answers
 	// IntentNone for low confidence.
 	Threshold float64
-	// Seed makes training reproducible; the same examples, options and
-	// seed give the same classifier.
+	// Seed makes training reproducible: the same examples (in any order),
+	// options and seed give the same classifier.
 	Seed uint64
-
-	// Settings for experiments; the zero value means the defaults.
-	feat    featureConfig
-	eta0    float64 // initial learning rate
-	drop    float64 // feature dropout rate during training; <0 for none
-	knn     float64 // weight of the nearest-neighbour similarity; <0 for none
-	noCalib bool    // keep temperature 1
 }
 
 func (o ClassifierOptions) withDefaults() ClassifierOptions {
 	if o.Epochs <= 0 {
-		o.Epochs = 10
+		o.Epochs = defaultEpochs
 	}
 	if o.L2 <= 0 {
-		o.L2 = 3e-6
+		o.L2 = defaultL2
 	}
 	if o.Threshold == 0 {
 		o.Threshold = DefaultIntentThreshold
-	}
-	if o.feat == (featureConfig{}) {
-		o.feat = defaultFeatures
-	}
-	if o.eta0 <= 0 {
-		o.eta0 = 3
-	}
-	if o.drop == 0 {
-		o.drop = 0.3
-	}
-	if o.knn == 0 {
-		o.knn = 2
 	}
 	return o
 }
@@ -112,6 +123,7 @@ type Classifier struct {
 	oos       int      // index of IntentOOS in intents, or -1
 	m         *model
 	temp      float64 // logits are divided by it before the softmax
+	none      float64 // logit of the virtual "none" class, after temperature
 	threshold float64
 }
 
@@ -123,89 +135,57 @@ func TrainClassifier(examples []Example, opt ClassifierOptions) (*Classifier, er
 		return nil, errs.Errorf(errs.Invalid, "intent classifier: no examples")
 	}
 	opt = opt.withDefaults()
-	// Sorted, so that the same examples in any order train the same
-	// classifier.
 	examples = slices.Clone(examples)
-	slices.SortStableFunc(examples, func(a, b Example) int {
-		return cmp.Or(cmp.Compare(a.Intent, b.Intent), cmp.Compare(a.Text, b.Text))
-	})
-	names := map[string]int{}
-	for i, e := range examples {
-		name := strings.TrimSpace(e.Intent)
-		if name == "" {
+	for i := range examples {
+		e := &examples[i]
+		e.Intent = strings.TrimSpace(e.Intent)
+		if e.Intent == "" {
 			return nil, errs.Errorf(errs.Invalid, "intent classifier: example %d (%q) has no intent", i+1, e.Text)
 		}
-		if name == IntentNone {
-			name = IntentOOS
+		if e.Intent == IntentNone {
+			e.Intent = IntentOOS
 		}
-		names[name] = 0
 	}
-	intents := make([]string, 0, len(names))
-	for n := range names {
-		intents = append(intents, n)
-	}
-	sort.Strings(intents)
-	for i, n := range intents {
-		names[n] = i
-	}
+	// Sorted, so that the same examples in any order train the same
+	// classifier.
+	slices.SortFunc(examples, func(a, b Example) int {
+		return cmp.Or(cmp.Compare(a.Intent, b.Intent), cmp.Compare(a.Text, b.Text))
+	})
+	var intents []string
+	names := map[string]int{}
 	texts := make([]string, len(examples))
 	y := make([]int, len(examples))
 	for i, e := range examples {
-		texts[i] = e.Text
-		name := strings.TrimSpace(e.Intent)
-		if name == IntentNone {
-			name = IntentOOS
+		if _, ok := names[e.Intent]; !ok {
+			names[e.Intent] = len(intents)
+			intents = append(intents, e.Intent)
 		}
-		y[i] = names[name]
+		texts[i], y[i] = e.Text, names[e.Intent]
 	}
-	c := &Classifier{intents: intents, oos: -1, temp: 1, threshold: opt.Threshold}
+	c := &Classifier{intents: intents, oos: -1, temp: 1, none: math.Inf(-1), threshold: opt.Threshold}
 	if i, ok := names[IntentOOS]; ok {
 		c.oos = i
 	}
 
 	// The full model and the held-out models used for calibration are
 	// independent: train them side by side.
-	held := calibrationFolds(y, opt.Seed)
-	if opt.noCalib {
-		held = nil
-	}
-	type heldOut struct {
-		logits [][]float64
-		y      []int
-	}
-	results := make([]heldOut, len(held))
-	jobs := make([]func(), 0, 1+len(held))
-	jobs = append(jobs, func() { c.m = fit(texts, y, len(intents), opt) })
-	for f, isTest := range held {
+	splits := calibrationSplits(y, len(intents), c.oos, opt.Seed)
+	held := make([]heldOut, len(splits))
+	jobs := []func(){func() { c.m = fit(texts, y, len(intents), opt) }}
+	for f, sp := range splits {
 		jobs = append(jobs, func() {
-			var trX, teX []string
-			var trY, teY []int
-			for i, t := range isTest {
-				if t {
-					teX, teY = append(teX, texts[i]), append(teY, y[i])
-				} else {
-					trX, trY = append(trX, texts[i]), append(trY, y[i])
-				}
-			}
 			o := opt
 			o.Seed += uint64(f+1) * 0x9e37
-			m := fit(trX, trY, len(intents), o)
-			r := heldOut{y: teY, logits: make([][]float64, len(teX))}
-			for i, t := range teX {
-				r.logits[i] = make([]float64, len(intents))
-				m.logits(t, r.logits[i])
-			}
-			results[f] = r
+			held[f] = sp.run(texts, y, len(intents), c.oos, o)
 		})
 	}
 	runJobs(jobs)
-	var logits [][]float64
-	var gold []int
-	for _, r := range results {
-		logits = append(logits, r.logits...)
-		gold = append(gold, r.y...)
+	var all heldOut
+	for _, h := range held {
+		all.logits = append(all.logits, h.logits...)
+		all.gold = append(all.gold, h.gold...)
 	}
-	c.temp = fitTemperature(logits, gold)
+	c.temp, c.none = fitCalibration(all, c.oos)
 	return c, nil
 }
 
@@ -230,29 +210,49 @@ func runJobs(fns []func()) {
 	wg.Wait()
 }
 
-// calibrationFolds chooses held-out splits of the examples for calibration:
-// one split of a fifth when there are enough examples, otherwise a 5-fold
+// outOfScope is the gold label of a held-out example whose intent the
+// model was not trained on, or of an example of the out-of-scope class.
+const outOfScope = -1
+
+// calibSplit is one held-out split for calibration: some examples are held
+// out, and some intents are left out of training altogether, so that their
+// held-out examples show how the model treats messages it has no intent for.
+type calibSplit struct {
+	heldOut  []bool // by example
+	excluded []bool // by class
+}
+
+// heldOut holds the logits of held-out examples and their gold classes
+// (outOfScope for unknown intents and out-of-scope examples).
+type heldOut struct {
+	logits [][]float64
+	gold   []int
+}
+
+// calibrationSplits chooses held-out splits of the examples: one split of
+// a fifth when there are enough examples, otherwise a 5-fold
 // cross-validation, which costs little on small sets. An intent with a
-// single example is never held out. Each element marks the held-out
-// examples of one split; nil when there is too little data to calibrate.
-func calibrationFolds(y []int, seed uint64) [][]bool {
-	const k = 5
-	byClass := map[int][]int{}
+// single example is never held out. Each split also leaves out about a
+// fifth of the intents (each intent once over the folds). Nil when there
+// is too little data to calibrate on.
+func calibrationSplits(y []int, K, oos int, seed uint64) []calibSplit {
+	const k = calibrationK
+	byClass := make([][]int, K)
 	for i, c := range y {
 		byClass[c] = append(byClass[c], i)
 	}
-	classes := make([]int, 0, len(byClass))
-	for c := range byClass {
-		classes = append(classes, c)
-	}
-	slices.Sort(classes)
 	rng := rand.New(rand.NewPCG(seed, 0xca11))
 	foldOf := make([]int, len(y))
 	heldOut := 0
-	for _, c := range classes {
-		idx := byClass[c]
+	var inScope []int
+	for c, idx := range byClass {
+		if c != oos && len(idx) > 0 {
+			inScope = append(inScope, c)
+		}
 		if len(idx) < 2 {
-			foldOf[idx[0]] = -1
+			for _, i := range idx {
+				foldOf[i] = -1
+			}
 			continue
 		}
 		rng.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
@@ -262,72 +262,172 @@ func calibrationFolds(y []int, seed uint64) [][]bool {
 		}
 		heldOut += len(idx)
 	}
-	if heldOut < 20 || len(byClass) < 2 {
+	if heldOut < 20 || len(inScope) < 2 {
 		return nil
 	}
 	folds := k
 	if heldOut >= 1500 {
 		folds = 1
 	}
-	out := make([][]bool, folds)
+	// Intents to leave out, in turn; none when there are too few intents
+	// to spare one.
+	rng.Shuffle(len(inScope), func(i, j int) { inScope[i], inScope[j] = inScope[j], inScope[i] })
+	out := make([]calibSplit, folds)
 	for f := range out {
-		out[f] = make([]bool, len(y))
+		sp := calibSplit{heldOut: make([]bool, len(y)), excluded: make([]bool, K)}
 		for i, fo := range foldOf {
-			out[f][i] = fo == f
+			sp.heldOut[i] = fo == f
 		}
+		// With out-of-scope examples in the data, they show what is out of
+		// scope; otherwise, intents left out stand in for them.
+		if len(inScope) >= 3 && oos < 0 {
+			for j, c := range inScope {
+				sp.excluded[c] = j%k == f
+			}
+		}
+		out[f] = sp
 	}
 	return out
 }
 
-// fitTemperature returns the temperature that minimises the negative
-// log-likelihood of the gold classes under softmax(logits / T); 1 when there
-// is nothing to fit on. The targets are smoothed towards uniform by
-// 1/(n+2), as if one more held-out example had been answered at random, so
-// that a small held-out set classified perfectly does not make the
-// classifier certain of everything.
-func fitTemperature(logits [][]float64, gold []int) float64 {
-	if len(logits) == 0 {
-		return 1
+// run trains a model on the split's training part and returns the logits
+// of its held-out examples.
+func (sp calibSplit) run(texts []string, y []int, K, oos int, opt ClassifierOptions) heldOut {
+	var trX, teX []string
+	var trY, teY []int
+	for i, t := range texts {
+		switch {
+		case sp.heldOut[i]:
+			gold := y[i]
+			if sp.excluded[gold] || gold == oos {
+				gold = outOfScope
+			}
+			teX, teY = append(teX, t), append(teY, gold)
+		case !sp.excluded[y[i]]:
+			trX, trY = append(trX, t), append(trY, y[i])
+		}
 	}
-	eps := 1 / float64(len(logits)+2)
-	z := make([]float64, len(logits[0]))
-	nll := func(beta float64) float64 {
-		var sum float64
-		for i, l := range logits {
+	h := heldOut{gold: teY, logits: make([][]float64, len(teX))}
+	if len(trX) == 0 {
+		return heldOut{}
+	}
+	m := fit(trX, trY, K, opt)
+	for i, t := range teX {
+		h.logits[i] = make([]float64, K)
+		m.logits(t, h.logits[i])
+	}
+	return h
+}
+
+// fitCalibration fits, by maximum likelihood on held-out examples, the
+// temperature T that divides the logits and the logit of a virtual "none"
+// class that takes the probability of messages the classifier has no
+// intent for (-Inf when the held-out examples have none). Targets are
+// smoothed towards uniform by 1/(n+2), as if one more held-out example had
+// been answered at random, so that a small held-out set classified
+// perfectly does not make the classifier certain of everything.
+func fitCalibration(h heldOut, oos int) (temp, none float64) {
+	n := len(h.logits)
+	if n == 0 {
+		return 1, math.Inf(-1)
+	}
+	hasOut := false
+	for _, g := range h.gold {
+		hasOut = hasOut || g == outOfScope
+	}
+	eps := 1 / float64(n+2)
+	K := len(h.logits[0])
+	// For a given beta = 1/T, per example: the log-sum-exp of the class
+	// logits, their mean, the gold logit and the out-of-scope class logit.
+	lse, mean, gold, oosZ := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	prepare := func(beta float64) {
+		for i, l := range h.logits {
 			mx := math.Inf(-1)
-			var mean float64
-			for k, v := range l {
-				z[k] = v * beta
-				mx = max(mx, z[k])
-				mean += z[k]
+			var m float64
+			for _, v := range l {
+				mx = max(mx, v*beta)
+				m += v * beta
 			}
-			mean /= float64(len(z))
 			var s float64
-			for _, v := range z {
-				s += math.Exp(v - mx)
+			for _, v := range l {
+				s += math.Exp(v*beta - mx)
 			}
-			lse := math.Log(s) + mx
-			sum += lse - (1-eps)*z[gold[i]] - eps*mean
+			lse[i], mean[i] = math.Log(s)+mx, m/float64(K)
+			oosZ[i] = math.Inf(-1)
+			if oos >= 0 {
+				oosZ[i] = l[oos] * beta
+			}
+			if g := h.gold[i]; g >= 0 {
+				gold[i] = l[g] * beta
+			}
+		}
+	}
+	// The negative log-likelihood given prepare(beta) and the none logit c.
+	nll := func(c float64) float64 {
+		var sum float64
+		for i := range lse {
+			all := logAddExp(lse[i], c)
+			var target float64
+			if g := h.gold[i]; g >= 0 {
+				target = gold[i]
+			} else {
+				target = logAddExp(oosZ[i], c)
+			}
+			// Smoothing spreads eps over the classes, none included.
+			spread := mean[i]
+			if !math.IsInf(c, -1) {
+				spread = (mean[i]*float64(K) + c) / float64(K+1)
+			}
+			sum += all - (1-eps)*target - eps*spread
 		}
 		return sum
 	}
-	// The NLL is convex in beta = 1/T: golden-section search on log beta.
-	lo, hi := math.Log(0.02), math.Log(50.0)
+	bestC := func() (float64, float64) {
+		if !hasOut {
+			return math.Inf(-1), nll(math.Inf(-1))
+		}
+		return goldenMin(nll, -30, 30)
+	}
+	logBeta, _ := goldenMin(func(lb float64) float64 {
+		prepare(math.Exp(lb))
+		_, v := bestC()
+		return v
+	}, math.Log(0.02), math.Log(50))
+	prepare(math.Exp(logBeta))
+	none, _ = bestC()
+	return 1 / math.Exp(logBeta), none
+}
+
+// logAddExp returns log(exp(a) + exp(b)).
+func logAddExp(a, b float64) float64 {
+	if a < b {
+		a, b = b, a
+	}
+	if math.IsInf(a, -1) {
+		return a
+	}
+	return a + math.Log1p(math.Exp(b-a))
+}
+
+// goldenMin minimises a unimodal f on [lo, hi] by golden-section search and
+// returns the argument and the value.
+func goldenMin(f func(float64) float64, lo, hi float64) (float64, float64) {
 	const phi = 0.6180339887498949
 	a, b := hi-phi*(hi-lo), lo+phi*(hi-lo)
-	fa, fb := nll(math.Exp(a)), nll(math.Exp(b))
-	for range 40 {
+	fa, fb := f(a), f(b)
+	for range 36 {
 		if fa < fb {
 			hi, b, fb = b, a, fa
 			a = hi - phi*(hi-lo)
-			fa = nll(math.Exp(a))
+			fa = f(a)
 		} else {
 			lo, a, fa = a, b, fb
 			b = lo + phi*(hi-lo)
-			fb = nll(math.Exp(b))
+			fb = f(b)
 		}
 	}
-	return 1 / math.Exp((lo+hi)/2)
+	x := (lo + hi) / 2
+	return x, f(x)
 }
 
 // Intents returns the in-scope intents the classifier knows, sorted.
@@ -345,19 +445,25 @@ func (c *Classifier) Intents() []string {
 func (c *Classifier) Threshold() float64 { return c.threshold }
 
 // Predict classifies text: the best intent, or IntentNone when the message
-// looks out of scope or the confidence is below the threshold. It is safe
-// for concurrent use.
+// looks out of scope (the out-of-scope class, when trained, is likelier than
+// any intent) or the confidence is below the threshold. It is safe for
+// concurrent use.
 func (c *Classifier) Predict(text string) Prediction {
 	p := c.probs(text)
-	ranked := make([]Scored, 0, len(p))
+	// The top few by insertion: the catalog may have hundreds of intents.
+	ranked := make([]Scored, 0, rankedLen+1)
 	for k, v := range p {
-		if k != c.oos {
-			ranked = append(ranked, Scored{Intent: c.intents[k], Score: v})
+		if k == c.oos || (len(ranked) == rankedLen && v <= ranked[rankedLen-1].Score) {
+			continue
 		}
-	}
-	slices.SortStableFunc(ranked, func(a, b Scored) int { return cmp.Compare(b.Score, a.Score) })
-	if len(ranked) > 5 {
-		ranked = ranked[:5]
+		i := len(ranked)
+		for i > 0 && ranked[i-1].Score < v {
+			i--
+		}
+		ranked = slices.Insert(ranked, i, Scored{Intent: c.intents[k], Score: v})
+		if len(ranked) > rankedLen {
+			ranked = ranked[:rankedLen]
+		}
 	}
 	pred := Prediction{Intent: IntentNone, Ranked: ranked}
 	if len(ranked) == 0 {
@@ -371,19 +477,23 @@ func (c *Classifier) Predict(text string) Prediction {
 	return pred
 }
 
-// probs returns the calibrated probability of each class for text.
+// probs returns the calibrated probability of each class for text. The
+// virtual none class takes the rest: the probability that the message is
+// about none of the intents.
 func (c *Classifier) probs(text string) []float64 {
-	z := make([]float64, len(c.intents))
-	c.m.logits(text, z)
-	for k := range z {
+	z := make([]float64, len(c.intents)+1)
+	c.m.logits(text, z[:len(c.intents)])
+	for k := range c.intents {
 		z[k] /= c.temp
 	}
+	z[len(c.intents)] = c.none
 	softmax(z)
-	return z
+	return z[:len(c.intents)]
 }
 
 // judge returns the best in-scope intent for text, its probability, and
-// whether the out-of-scope class beats it; for evaluation at any threshold.
+// whether the out-of-scope class beats it; for evaluation at any
+// threshold.
 func (c *Classifier) judge(text string) (intent string, conf float64, oosWins bool) {
 	p := c.probs(text)
 	best := -1
@@ -400,40 +510,62 @@ func (c *Classifier) judge(text string) (intent string, conf float64, oosWins bo
 
 // model is a fitted featurizer, linear model and neighbour index.
 type model struct {
-	feat   *featurizer
-	lin    *linearModel
-	near   *neighbours
-	nearW  float64
-	nClass int
+	feat  *featurizer
+	lin   *linearModel
+	near  *neighbours
+	nearW float64
 }
 
 // fit trains a model on texts labelled with classes 0..K-1 (some may have
 // no examples).
 func fit(texts []string, y []int, K int, opt ClassifierOptions) *model {
-	feat := newFeaturizer(opt.feat, texts)
+	feat := newFeaturizer(defaultFeatures, texts)
 	X := make([]sparseVec, len(texts))
 	for i, t := range texts {
 		X[i] = feat.vector(t)
 	}
-	m := &model{feat: feat, nClass: K}
-	m.lin = trainSoftmax(X, y, K, feat.dim(), opt)
-	if opt.knn > 0 {
-		m.near = newNeighbours(X, y, K, feat.dim())
-		// Relative to a vector's norm when all its n-grams are known, so
-		// that a message with many unknown n-grams (a short vector) gets
-		// low similarities.
-		m.nearW = opt.knn / math.Hypot(opt.feat.wordWeight, opt.feat.charWeight)
+	lins := make([]*linearModel, bags)
+	var wg sync.WaitGroup
+	for b := range lins {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := opt
+			o.Seed += uint64(b) * 104729
+			lins[b] = trainSoftmax(X, y, K, feat.dim(), o)
+		}()
 	}
-	return m
+	wg.Wait()
+	// Averaging the weights averages the logits.
+	lin := lins[0]
+	for _, other := range lins[1:] {
+		for i, v := range other.w {
+			lin.w[i] += v
+		}
+		for i, v := range other.b {
+			lin.b[i] += v
+		}
+	}
+	for i := range lin.w {
+		lin.w[i] /= bags
+	}
+	for i := range lin.b {
+		lin.b[i] /= bags
+	}
+	return &model{
+		feat: feat,
+		lin:  lin,
+		near: newNeighbours(X, y, K, feat.dim(), max(20, int(float64(len(X))*neighbourMaxDF))),
+		// Relative to the norm of a vector whose n-grams are all known.
+		nearW: neighbourWeight / math.Hypot(defaultFeatures.wordWeight, defaultFeatures.charWeight),
+	}
 }
 
 // logits sets z (length K) to the class scores of text.
 func (m *model) logits(text string, z []float64) {
 	x := m.feat.vector(text)
 	m.lin.logits(x, z)
-	if m.near != nil {
-		m.near.addSims(x, m.nearW, z)
-	}
+	m.near.addSims(x, m.nearW, z)
 }
 
 // linearModel is a multinomial logistic regression over sparse features;
@@ -519,12 +651,10 @@ func trainSoftmax(X []sparseVec, y []int, K, F int, opt ClassifierOptions) *line
 	for range opt.Epochs {
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for _, i := range order {
-			eta := opt.eta0 * (1 - t/total)
+			eta := learningRate * (1 - t/total)
 			t++
 			x := X[i]
-			if opt.drop > 0 {
-				x = dropout(x, opt.drop, rng, &dropped)
-			}
+			x = dropout(x, dropoutRate, rng, &dropped)
 			m.dot(x, acc)
 			for k := range z {
 				z[k] = float64(acc[k])*scale + float64(m.b[k])
@@ -584,6 +714,7 @@ type neighbours struct {
 	label    []int32
 	norm     []float32
 	postings [][]posting
+	scratch  sync.Pool // of *simScratch
 }
 
 type posting struct {
@@ -591,13 +722,25 @@ type posting struct {
 	val float32
 }
 
-func newNeighbours(X []sparseVec, y []int, K, F int) *neighbours {
+// newNeighbours indexes the training vectors. N-grams found in more than
+// maxDF of them are left out of the index: they are the bulk of the work
+// and say little about which example is nearest. (The norms still count
+// them, so similarities are slightly underestimated, alike for all.)
+func newNeighbours(X []sparseVec, y []int, K, F int, maxDF int) *neighbours {
 	n := &neighbours{k: K, label: make([]int32, len(X)), norm: make([]float32, len(X)), postings: make([][]posting, F)}
+	df := make([]int32, F)
+	for _, x := range X {
+		for _, f := range x.idx {
+			df[f]++
+		}
+	}
 	for d, x := range X {
 		n.label[d] = int32(y[d])
 		var ss float32
 		for j, f := range x.idx {
-			n.postings[f] = append(n.postings[f], posting{int32(d), x.val[j]})
+			if maxDF <= 0 || int(df[f]) <= maxDF {
+				n.postings[f] = append(n.postings[f], posting{int32(d), x.val[j]})
+			}
 			ss += x.val[j] * x.val[j]
 		}
 		n.norm[d] = float32(math.Sqrt(float64(ss)))
@@ -608,23 +751,37 @@ func newNeighbours(X []sparseVec, y []int, K, F int) *neighbours {
 // addSims adds to z, for each class, w times the highest dot product of x
 // with one of its training examples, normalised.
 func (n *neighbours) addSims(x sparseVec, w float64, z []float64) {
-	acc := make([]float32, len(n.label))
+	sc, _ := n.scratch.Get().(*simScratch)
+	if sc == nil {
+		sc = &simScratch{acc: make([]float32, len(n.label))}
+	}
+	acc, touched := sc.acc, sc.touched[:0]
 	for j, f := range x.idx {
 		q := x.val[j]
 		for _, p := range n.postings[f] {
+			if acc[p.doc] == 0 {
+				touched = append(touched, p.doc)
+			}
 			acc[p.doc] += q * p.val
 		}
 	}
 	best := make([]float32, n.k)
-	for d, a := range acc {
-		if a == 0 {
-			continue
-		}
-		if s := a / n.norm[d]; s > best[n.label[d]] {
+	for _, d := range touched {
+		if s := acc[d] / n.norm[d]; s > best[n.label[d]] {
 			best[n.label[d]] = s
 		}
+		acc[d] = 0
 	}
+	sc.touched = touched
+	n.scratch.Put(sc)
 	for k, s := range best {
 		z[k] += w * float64(s)
 	}
+}
+
+// simScratch is a reusable accumulator for addSims; acc is all zeros
+// between uses.
+type simScratch struct {
+	acc     []float32
+	touched []int32
 }

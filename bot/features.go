@@ -28,9 +28,6 @@ type featureConfig struct {
 	// block's norm (as a fraction of the highest idf), so a message made
 	// mostly of unknown text gets a short vector and a low confidence.
 	unseenWeight float64
-	skipGrams    bool // add word pairs with one word between them
-	edges        bool // add the first and last word as their own features
-	digits       bool // map every digit to 0
 }
 
 // defaultFeatures are the settings that measured best on held-out parts of
@@ -38,7 +35,7 @@ type featureConfig struct {
 var defaultFeatures = featureConfig{
 	wordMaxN: 2, charMinN: 2, charMaxN: 5,
 	wordWeight: 1, charWeight: 1,
-	minDF: 1, unseenWeight: 1, edges: true,
+	minDF: 1, unseenWeight: 1,
 }
 
 // sparseVec is a sparse feature vector.
@@ -158,15 +155,6 @@ func mix(h uint64) uint64 {
 // words and chars, one key per occurrence.
 func (cfg *featureConfig) ngramKeys(text string, words, chars []uint64) ([]uint64, []uint64) {
 	toks := tokenize(text)
-	if cfg.digits {
-		for _, t := range toks {
-			for i, r := range t.runes {
-				if r >= '1' && r <= '9' {
-					t.runes[i] = '0'
-				}
-			}
-		}
-	}
 	// Word units: each word, or each character of a CJK run.
 	units := make([]uint64, 0, len(toks)*2)
 	for _, t := range toks {
@@ -183,17 +171,6 @@ func (cfg *featureConfig) ngramKeys(text string, words, chars []uint64) ([]uint6
 		for n := 1; n <= cfg.wordMaxN && i+n <= len(units); n++ {
 			h = (h ^ units[i+n-1]) * fnvPrime
 			words = append(words, mix(h+uint64(n)))
-		}
-	}
-	if cfg.edges && len(units) > 0 {
-		words = append(words, mix((blockWord^units[0])*fnvPrime+11), mix((blockWord^units[len(units)-1])*fnvPrime+13))
-	}
-	if cfg.skipGrams {
-		for i := 0; i+2 < len(units); i++ {
-			h := (blockWord ^ units[i]) * fnvPrime
-			h = (h ^ 0x5bd1e995) * fnvPrime
-			h = (h ^ units[i+2]) * fnvPrime
-			words = append(words, mix(h+7))
 		}
 	}
 	var padded []rune
