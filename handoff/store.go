@@ -218,9 +218,8 @@ func (s *store) insertEventAt(ctx context.Context, tx pgx.Tx, ev *Event, seq int
 	return nil
 }
 
-func (s *store) messages(ctx context.Context, convID string, after int64, limit int) ([]Message, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+messageColumns+` FROM `+messageFrom+`
-		WHERE m.conversation_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3`, convID, after, limit)
+// collectMessages scans every row of a message query.
+func collectMessages(rows pgx.Rows, err error) ([]Message, error) {
 	if err != nil {
 		return nil, db.Translate(err, "messages")
 	}
@@ -236,23 +235,17 @@ func (s *store) messages(ctx context.Context, convID string, after int64, limit 
 	return out, db.Translate(rows.Err(), "messages")
 }
 
+func (s *store) messages(ctx context.Context, convID string, after int64, limit int) ([]Message, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+messageColumns+` FROM `+messageFrom+`
+		WHERE m.conversation_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3`, convID, after, limit)
+	return collectMessages(rows, err)
+}
+
 // lastMessages returns the newest n messages, oldest first.
 func (s *store) lastMessages(ctx context.Context, convID string, n int) ([]Message, error) {
 	rows, err := s.pool.Query(ctx, `SELECT * FROM (SELECT `+messageColumns+` FROM `+messageFrom+`
 		WHERE m.conversation_id = $1 ORDER BY m.seq DESC LIMIT $2) t ORDER BY seq`, convID, n)
-	if err != nil {
-		return nil, db.Translate(err, "messages")
-	}
-	defer rows.Close()
-	var out []Message
-	for rows.Next() {
-		m, err := scanMessage(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *m)
-	}
-	return out, db.Translate(rows.Err(), "messages")
+	return collectMessages(rows, err)
 }
 
 func (s *store) messageBySeq(ctx context.Context, convID string, seq int64) (*Message, error) {

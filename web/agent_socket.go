@@ -88,30 +88,13 @@ func (s *Server) agentSocket() fiber.Handler {
 			a.write(ctx, admin)
 		}()
 
-		conn.SetReadLimit(readLimitBytes)
-		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
-		conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(pongWait)) })
-		for {
-			_, data, err := conn.ReadMessage()
-			if err != nil {
-				break
-			}
-			_ = conn.SetReadDeadline(time.Now().Add(pongWait))
-			if len(data) > maxFrameBytes {
-				k.close(closePolicy, "frame too large")
-				break
-			}
-			var f agentFrame
-			if err := json.Unmarshal(data, &f); err != nil {
-				k.send(errorFrame(errs.Errorf(errs.Invalid, "frame is not valid JSON"), ""))
-				continue
-			}
+		readFrames(k, func(f agentFrame) {
 			switch f.Type {
 			case "message":
 				res, err := svc.PostMessage(ctx, f.ConversationID, handoff.Author{Role: handoff.RoleAgent, ID: u.ID, Admin: admin}, f.Text, f.ClientMsgID)
 				if err != nil {
 					k.send(errorFrame(err, f.ClientMsgID))
-					continue
+					return
 				}
 				k.send(fiber.Map{"type": "ack", "conversation_id": f.ConversationID, "client_msg_id": f.ClientMsgID,
 					"seq": res.Message.Seq, "message_id": res.Message.ID})
@@ -124,7 +107,7 @@ func (s *Server) agentSocket() fiber.Handler {
 			default:
 				k.send(errorFrame(errs.Errorf(errs.Invalid, "unknown frame type %q", f.Type), ""))
 			}
-		}
+		})
 		cancel()
 		k.close(closeNormal, "")
 		<-writerDone

@@ -189,30 +189,13 @@ func (s *Server) customerSocket() fiber.Handler {
 			s.conversationWriter(ctx, k, id, after, sub, author.Role)
 		}()
 
-		conn.SetReadLimit(readLimitBytes)
-		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
-		conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(pongWait)) })
-		for {
-			_, data, err := conn.ReadMessage()
-			if err != nil {
-				break
-			}
-			_ = conn.SetReadDeadline(time.Now().Add(pongWait))
-			if len(data) > maxFrameBytes {
-				k.close(closePolicy, "frame too large")
-				break
-			}
-			var f clientFrame
-			if err := json.Unmarshal(data, &f); err != nil {
-				k.send(errorFrame(errs.Errorf(errs.Invalid, "frame is not valid JSON"), ""))
-				continue
-			}
+		readFrames(k, func(f clientFrame) {
 			switch f.Type {
 			case "message":
 				res, err := svc.PostMessage(ctx, id, author, f.Text, f.ClientMsgID)
 				if err != nil {
 					k.send(errorFrame(err, f.ClientMsgID))
-					continue
+					return
 				}
 				k.send(fiber.Map{"type": "ack", "client_msg_id": f.ClientMsgID, "seq": res.Message.Seq, "message_id": res.Message.ID})
 			case "typing":
@@ -220,21 +203,50 @@ func (s *Server) customerSocket() fiber.Handler {
 			case "csat":
 				if author.Role != handoff.RoleCustomer {
 					k.send(errorFrame(errs.Errorf(errs.Forbidden, "only the customer scores a conversation"), ""))
-					continue
+					return
 				}
 				if _, err := svc.SubmitCSAT(ctx, id, f.Score, f.Comment); err != nil {
 					k.send(errorFrame(err, ""))
-					continue
+					return
 				}
 				k.send(fiber.Map{"type": "ack", "csat": true})
 			default:
 				k.send(errorFrame(errs.Errorf(errs.Invalid, "unknown frame type %q", f.Type), ""))
 			}
-		}
+		})
 		cancel()
 		k.close(closeNormal, "")
 		<-writerDone
 	}, websocket.Config{ReadBufferSize: 4096, WriteBufferSize: 4096})
+}
+
+// readFrames is a socket's reader loop: a read limit, a deadline that each
+// frame and pong extends, a policy-violation close for a frame over
+// maxFrameBytes, and an error frame for one that is not JSON. Every other
+// frame goes to handle, decoded into a fresh T. It returns when the
+// connection ends.
+func readFrames[T any](k *socket, handle func(f T)) {
+	conn := k.conn
+	conn.SetReadLimit(readLimitBytes)
+	_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(pongWait)) })
+	for {
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+		if len(data) > maxFrameBytes {
+			k.close(closePolicy, "frame too large")
+			return
+		}
+		var f T
+		if err := json.Unmarshal(data, &f); err != nil {
+			k.send(errorFrame(errs.Errorf(errs.Invalid, "frame is not valid JSON"), ""))
+			continue
+		}
+		handle(f)
+	}
 }
 
 // conversationWriter replays what the client missed after `after`, then
