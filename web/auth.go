@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/tandem-chat/tandem/internal/audit"
 	"github.com/tandem-chat/tandem/internal/auth"
 	"github.com/tandem-chat/tandem/internal/errs"
 )
@@ -27,25 +28,42 @@ func bearer(c *fiber.Ctx) string {
 	return ""
 }
 
-// staffToken returns the staff token of the request: a bearer token, the
-// ?token= query (WebSockets), or the session cookie.
-func staffToken(c *fiber.Ctx) string {
-	if t := bearer(c); strings.HasPrefix(t, staffTokenPrefix) {
-		return t
+// staffCredential returns the staff token of the request and whether it
+// came from the session cookie. A bearer token in the Authorization header
+// is the request's only credential when present (a customer's conversation
+// token then leaves the cookie unused); otherwise a staff token in ?token=
+// (WebSockets), otherwise the session cookie.
+func staffCredential(c *fiber.Ctx) (token string, cookie bool) {
+	if t := bearer(c); t != "" {
+		if strings.HasPrefix(t, staffTokenPrefix) {
+			return t, false
+		}
+		return "", false
 	}
 	if t := c.Query("token"); strings.HasPrefix(t, staffTokenPrefix) {
-		return t
+		return t, false
 	}
-	return c.Cookies(sessionCookie)
+	if t := c.Cookies(sessionCookie); t != "" {
+		return t, true
+	}
+	return "", false
+}
+
+// staffToken returns the staff token of the request, wherever it came from.
+func staffToken(c *fiber.Ctx) string {
+	t, _ := staffCredential(c)
+	return t
 }
 
 // currentStaff authenticates the staff user of the request, if any; it
-// returns (nil, nil) when the request carries no staff credentials.
+// returns (nil, nil) when the request carries no staff credentials. A
+// state-changing request signed in by the session cookie must also carry
+// the session's CSRF token.
 func (s *Server) currentStaff(c *fiber.Ctx) (*auth.User, error) {
 	if u, ok := c.Locals("staff").(*auth.User); ok {
 		return u, nil
 	}
-	tok := staffToken(c)
+	tok, viaCookie := staffCredential(c)
 	if tok == "" {
 		return nil, nil
 	}
@@ -53,7 +71,13 @@ func (s *Server) currentStaff(c *fiber.Ctx) (*auth.User, error) {
 	if err != nil {
 		return nil, err
 	}
+	if viaCookie {
+		if err := s.checkCSRF(c, tok); err != nil {
+			return nil, err
+		}
+	}
 	c.Locals("staff", u)
+	c.SetUserContext(audit.WithActor(c.UserContext(), audit.Actor{ID: u.ID, Role: audit.StaffRole(u.Roles)}))
 	return u, nil
 }
 
@@ -85,7 +109,22 @@ type loginRequest struct {
 	Password string `json:"password"`
 }
 
+// Sign-in limits: failures per account (whatever the address) and per
+// client address (whatever the account), each in a sliding window. An
+// address gets more tries than an account, since offices share addresses.
+const (
+	loginAccountFailures = 10
+	loginAddressFailures = 30
+	loginWindow          = 5 * time.Minute
+)
+
 func (s *Server) login(c *fiber.Ctx) error {
+	// A cross-site page must not sign the browser into an account of its
+	// choosing (login CSRF): sign-in is for our own pages and for API
+	// clients, which send no Origin.
+	if !s.sameOrigin(c) {
+		return errs.Errorf(errs.Forbidden, "sign in from this server's own pages (origin %s is not allowed)", c.Get(fiber.HeaderOrigin))
+	}
 	var req loginRequest
 	if err := parseJSON(c, &req, false); err != nil {
 		return err
@@ -93,42 +132,68 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if req.Email == "" || req.Password == "" {
 		return errs.Errorf(errs.Invalid, "email and password are required")
 	}
-	keys := []string{"email:" + strings.ToLower(strings.TrimSpace(req.Email)), "ip:" + c.IP()}
-	for _, k := range keys {
-		if ok, wait := s.logins.Allow(k); !ok {
-			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-			return errs.Errorf(errs.RateLimited, "too many failed sign-ins; try again in %d seconds", int(math.Ceil(wait.Seconds())))
+	account := strings.ToLower(strings.TrimSpace(req.Email))
+	addr := c.IP()
+	checks := []struct {
+		l   *limiter
+		key string
+	}{{s.loginAccounts, account}, {s.loginAddrs, addr}}
+	for _, ch := range checks {
+		if ok, wait := ch.l.Allow(ch.key); !ok {
+			secs := int(math.Ceil(wait.Seconds()))
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
+			return errs.Errorf(errs.RateLimited, "too many failed sign-ins; try again in %d seconds", secs)
 		}
 	}
-	u, token, err := s.deps.Auth.Login(c.UserContext(), req.Email, req.Password, "cookie")
+	u, token, err := s.deps.Auth.LoginFrom(c.UserContext(), req.Email, req.Password, "cookie", addr)
 	if err != nil {
 		if errs.Is(err, errs.Unauthorized) {
-			for _, k := range keys {
-				s.logins.Fail(k)
+			for _, ch := range checks {
+				ch.l.Fail(ch.key)
 			}
 		}
 		return err
 	}
-	s.logins.Reset(keys[0])
-	c.Cookie(&fiber.Cookie{
-		Name: sessionCookie, Value: token, Path: "/", HTTPOnly: true, SameSite: "Lax",
-		Secure: c.Protocol() == "https", Expires: time.Now().Add(auth.CookieTTL),
-	})
-	return c.JSON(fiber.Map{"token": token, "user": u})
+	s.loginAccounts.Reset(account)
+	s.setSessionCookie(c, token, time.Now().Add(auth.CookieTTL))
+	return c.JSON(fiber.Map{"token": token, "user": u, "csrf_token": csrfToken(s.deps.Secret, token)})
+}
+
+// setSessionCookie sets (or, with an empty token, clears) the session
+// cookie: HttpOnly so scripts never see it, SameSite=Strict so other sites
+// never make the browser send it, Secure whenever the browser reached us
+// over TLS.
+func (s *Server) setSessionCookie(c *fiber.Ctx, token string, expires time.Time) {
+	ck := &fiber.Cookie{Name: sessionCookie, Value: token, Path: "/", HTTPOnly: true,
+		SameSite: fiber.CookieSameSiteStrictMode, Secure: s.secure(c), Expires: expires}
+	if token == "" {
+		ck.MaxAge = -1
+	}
+	c.Cookie(ck)
 }
 
 func (s *Server) logout(c *fiber.Ctx) error {
-	if tok := staffToken(c); tok != "" {
+	if tok, viaCookie := staffCredential(c); tok != "" {
+		if viaCookie {
+			if err := s.checkCSRF(c, tok); err != nil {
+				return err
+			}
+		}
 		if err := s.deps.Auth.Logout(c.UserContext(), tok); err != nil {
 			return err
 		}
 	}
-	c.Cookie(&fiber.Cookie{Name: sessionCookie, Value: "", Path: "/", HTTPOnly: true, SameSite: "Lax",
-		Expires: time.Unix(0, 0), MaxAge: -1})
+	s.setSessionCookie(c, "", time.Unix(0, 0))
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
+// me answers who is signed in, with the CSRF token that the staff pages
+// send back on every state-changing request.
 func (s *Server) me(c *fiber.Ctx) error {
 	u, _ := s.currentStaff(c)
-	return c.JSON(fiber.Map{"user": u})
+	out := fiber.Map{"user": u}
+	if tok, viaCookie := staffCredential(c); viaCookie {
+		out["csrf_token"] = csrfToken(s.deps.Secret, tok)
+	}
+	return c.JSON(out)
 }

@@ -56,7 +56,8 @@ type Server struct {
 	socketsMu sync.Mutex
 	sockets   map[*socket]struct{}
 	closing   bool
-	logins    *limiter
+	// Failed sign-ins per account and per client address.
+	loginAccounts, loginAddrs *limiter
 }
 
 // New builds the Fiber app with every route.
@@ -71,7 +72,8 @@ func New(d Deps) *Server {
 		d.MaxTextRunes = 4000
 	}
 	s := &Server{deps: d, log: d.Logger, sockets: map[*socket]struct{}{},
-		logins: newLimiter(10, 5*time.Minute)}
+		loginAccounts: newLimiter(loginAccountFailures, loginWindow),
+		loginAddrs:    newLimiter(loginAddressFailures, loginWindow)}
 	s.App = fiber.New(fiber.Config{
 		AppName: "tandem",
 		// Values from the context stay valid after the handler returns
@@ -88,6 +90,8 @@ func New(d Deps) *Server {
 	s.App.Use(recover.New())
 	s.App.Use(requestid.New())
 	s.App.Use(s.observe)
+	s.App.Use(s.apiHeaders)
+	s.App.Use(s.cors)
 	s.routes()
 	return s
 }

@@ -79,6 +79,12 @@ func startPlaceholderServer(t *testing.T, dbURL string) *server {
 
 func start(t *testing.T, dbURL string, realBot bool) *server {
 	t.Helper()
+	return startEnv(t, dbURL, realBot, nil)
+}
+
+// startEnv is start with more environment variables (or other values).
+func startEnv(t *testing.T, dbURL string, realBot bool, extra map[string]string) *server {
+	t.Helper()
 	env := map[string]string{
 		"DATABASE_URL":        dbURL,
 		"TANDEM_ADDR":         "127.0.0.1:0",
@@ -86,6 +92,9 @@ func start(t *testing.T, dbURL string, realBot bool) *server {
 		"TANDEM_DATA_DIR":     t.TempDir(),
 		"TANDEM_WAIT_TIMEOUT": "5s",
 		"TANDEM_DB_MAX_CONNS": "8",
+	}
+	for k, v := range extra {
+		env[k] = v
 	}
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {

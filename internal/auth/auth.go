@@ -7,7 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
+	"errors"
 	"net/mail"
 	"slices"
 	"strings"
@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tandem-chat/tandem/internal/audit"
 	"github.com/tandem-chat/tandem/internal/db"
 	"github.com/tandem-chat/tandem/internal/errs"
 )
@@ -60,6 +61,10 @@ type Store struct {
 
 // NewStore returns a Store over pool.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool, now: time.Now} }
+
+// WithClock returns a Store over the same pool that reads the time from
+// now, for tests of expiry.
+func (s *Store) WithClock(now func() time.Time) *Store { return &Store{pool: s.pool, now: now} }
 
 // NewUser is what CreateUser needs.
 type NewUser struct {
@@ -372,22 +377,15 @@ func (s *Store) revokeSessions(ctx context.Context, tx pgx.Tx, userID, keepToken
 // audit records a change to a user in the audit log that handoff keeps
 // for conversations and teams (and admins read at /api/v1/audit).
 func (s *Store) audit(ctx context.Context, tx pgx.Tx, by Actor, action, userID string, data map[string]any) error {
-	var actorID *string
-	role := "system"
-	if by.User != nil {
-		actorID = &by.User.ID
-		role = strings.Join(by.User.Roles, ",")
-		if by.User.Has(RoleAdmin) {
-			role = RoleAdmin
-		}
+	return audit.Write(ctx, tx, s.now(), by.auditActor(), action, "user", userID, data)
+}
+
+// auditActor is the actor as the audit log names it.
+func (a Actor) auditActor() audit.Actor {
+	if a.User == nil {
+		return audit.System
 	}
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO audit_log (at, actor_id, actor_role, action, subject_type, subject_id, data)
-		VALUES ($1, $2, $3, $4, 'user', $5, $6)`, s.now(), actorID, role, action, userID, json.RawMessage(raw))
-	return db.Translate(err, "audit record")
+	return audit.Actor{ID: a.User.ID, Role: audit.StaffRole(a.User.Roles)}
 }
 
 // EnsureUser creates the user unless one with the email exists, in which
@@ -453,6 +451,14 @@ var dummyHash, _ = HashPassword("tandem-dummy-password")
 // "api". Returns Unauthorized with one message for every failure, so the
 // answer does not tell which e-mails exist.
 func (s *Store) Login(ctx context.Context, email, password, kind string) (*User, string, error) {
+	return s.LoginFrom(ctx, email, password, kind, "")
+}
+
+// LoginFrom is Login from a client address, which the audit log records
+// with the sign-in (auth.login) or, for an existing account, the failure
+// (auth.login_failed). Failures for unknown e-mails are not recorded: they
+// name no account, and recording them would let anyone fill the log.
+func (s *Store) LoginFrom(ctx context.Context, email, password, kind, addr string) (*User, string, error) {
 	u, hash, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE lower(email) = lower($1)`, strings.TrimSpace(email)))
 	if err != nil && !errs.Is(err, errs.NotFound) {
 		return nil, "", err
@@ -461,18 +467,42 @@ func (s *Store) Login(ctx context.Context, email, password, kind string) (*User,
 		CheckPassword(dummyHash, password)
 		return nil, "", errs.Errorf(errs.Unauthorized, "wrong e-mail or password")
 	}
-	if !CheckPassword(hash, password) || u.Disabled {
+	if ok := CheckPassword(hash, password); !ok || u.Disabled {
+		reason := "password"
+		if ok {
+			reason = "disabled"
+		}
+		if err := audit.Write(ctx, s.pool, s.now(), audit.Actor{ID: u.ID, Role: audit.StaffRole(u.Roles)},
+			"auth.login_failed", "user", u.ID, map[string]any{"address": addr, "reason": reason}); err != nil {
+			return nil, "", err
+		}
 		return nil, "", errs.Errorf(errs.Unauthorized, "wrong e-mail or password")
 	}
-	token, err := s.NewSession(ctx, u.ID, kind)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, "", db.Translate(err, "session")
+	}
+	defer tx.Rollback(ctx)
+	token, err := s.newSession(ctx, tx, u.ID, kind)
 	if err != nil {
 		return nil, "", err
+	}
+	if err := audit.Write(ctx, tx, s.now(), audit.Actor{ID: u.ID, Role: audit.StaffRole(u.Roles)},
+		"auth.login", "user", u.ID, map[string]any{"address": addr, "kind": kind}); err != nil {
+		return nil, "", err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, "", db.Translate(err, "session")
 	}
 	return u, token, nil
 }
 
 // NewSession opens a session for a user and returns its token.
 func (s *Store) NewSession(ctx context.Context, userID, kind string) (string, error) {
+	return s.newSession(ctx, s.pool, userID, kind)
+}
+
+func (s *Store) newSession(ctx context.Context, q audit.Execer, userID, kind string) (string, error) {
 	ttl := APITTL
 	if kind == "cookie" {
 		ttl = CookieTTL
@@ -482,8 +512,8 @@ func (s *Store) NewSession(ctx context.Context, userID, kind string) (string, er
 		return "", err
 	}
 	token := "tdm_" + base64.RawURLEncoding.EncodeToString(b[:])
-	if _, err := s.pool.Exec(ctx, `INSERT INTO sessions (token_hash, user_id, kind, expires_at) VALUES ($1, $2, $3, $4)`,
-		hashToken(token), userID, kind, s.now().Add(ttl)); err != nil {
+	if _, err := q.Exec(ctx, `INSERT INTO sessions (token_hash, user_id, kind, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+		hashToken(token), userID, kind, s.now(), s.now().Add(ttl)); err != nil {
 		return "", db.Translate(err, "session")
 	}
 	return token, nil
@@ -504,10 +534,30 @@ func (s *Store) Authenticate(ctx context.Context, token string) (*User, error) {
 	return u, err
 }
 
-// Logout revokes a session token.
+// Logout revokes a session token, recorded in the audit log as
+// auth.logout. An unknown or already revoked token is not an error.
 func (s *Store) Logout(ctx context.Context, token string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE sessions SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL`, hashToken(token), s.now())
-	return db.Translate(err, "session")
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return db.Translate(err, "session")
+	}
+	defer tx.Rollback(ctx)
+	var userID string
+	var roles []string
+	err = tx.QueryRow(ctx, `UPDATE sessions s SET revoked_at = $2 FROM users u
+		WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND u.id = s.user_id
+		RETURNING u.id, u.roles`, hashToken(token), s.now()).Scan(&userID, &roles)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return db.Translate(err, "session")
+	}
+	if err := audit.Write(ctx, tx, s.now(), audit.Actor{ID: userID, Role: audit.StaffRole(roles)},
+		"auth.logout", "user", userID, nil); err != nil {
+		return err
+	}
+	return db.Translate(tx.Commit(ctx), "session")
 }
 
 func hashToken(token string) []byte {

@@ -2,11 +2,21 @@
 // app bar and notifications.
 import { h, icon, icons } from './lib.js';
 
+// csrf is the session's CSRF token, from the sign-in answer or
+// /api/v1/auth/me. The server wants it in the X-CSRF-Token header of every
+// request that changes something while the session cookie signs us in.
+let csrf = '';
+
+function unsafe(method) {
+  return !['GET', 'HEAD', 'OPTIONS'].includes(String(method).toUpperCase());
+}
+
 // api calls the JSON API with the session cookie. It resolves to
 // {ok, status, data, error}; it never throws for an HTTP error, so pages can
 // say plainly when an endpoint is missing (404) or forbidden (403).
 export async function api(method, path, body, opts = {}) {
   const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+  if (csrf && unsafe(method)) init.headers['X-CSRF-Token'] = csrf;
   if (body instanceof FormData) init.body = body;
   else if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
@@ -23,6 +33,7 @@ export async function api(method, path, body, opts = {}) {
   if (text) {
     try { data = JSON.parse(text); } catch { data = null; }
   }
+  if (r.ok && data && typeof data.csrf_token === 'string') csrf = data.csrf_token;
   const error = r.ok ? null : (data && data.error) || { code: String(r.status), message: r.statusText || `HTTP ${r.status}` };
   if (r.status === 401 && !opts.noAuthRedirect && onSignedOut) onSignedOut();
   return { ok: r.ok, status: r.status, data, error };
@@ -35,6 +46,7 @@ export function upload(method, path, form, onProgress) {
     x.open(method, path);
     x.withCredentials = true;
     x.setRequestHeader('Accept', 'application/json');
+    if (csrf && unsafe(method)) x.setRequestHeader('X-CSRF-Token', csrf);
     x.upload.addEventListener('progress', (e) => { if (e.lengthComputable) onProgress?.(e.loaded / e.total); });
     x.addEventListener('load', () => {
       let data = null;

@@ -1,0 +1,596 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/tandem-chat/tandem/handoff"
+	"github.com/tandem-chat/tandem/internal/auth"
+	"github.com/tandem-chat/tandem/internal/db/dbtest"
+	"github.com/tandem-chat/tandem/knowledge"
+)
+
+// matrixIdentities are who the role matrix tries every route as, in the
+// order of the letters of an expectation: no credentials, the customer of
+// the conversation in the path (its conversation token), the customer of
+// another conversation, and a staff user of each role (a bearer token).
+var matrixIdentities = []string{"none", "customer", "other", "editor", "agent", "admin"}
+
+// roleMatrix is what each route answers each identity: A allowed (any
+// status but 401, 403 and 500: a 400 for the test's empty body still shows
+// the request got past authorisation), U 401, D 403. Every route the app
+// registers must have a line, so a new route cannot ship without saying
+// who may call it.
+var roleMatrix = map[string]string{
+	"GET /healthz":                                "AAAAAA",
+	"GET /readyz":                                 "AAAAAA",
+	"GET /metrics":                                "AAAAAA",
+	"GET /":                                       "AAAAAA",
+	"GET /chat":                                   "AAAAAA",
+	"GET /console":                                "AAAAAA",
+	"GET /knowledge":                              "AAAAAA",
+	"GET /admin":                                  "AAAAAA",
+	"GET /widget.js":                              "AAAAAA",
+	"GET /ui/*":                                   "AAAAAA",
+	"POST /api/v1/auth/login":                     "AAAAAA",
+	"POST /api/v1/auth/logout":                    "AAAAAA",
+	"GET /api/v1/auth/me":                         "UUUAAA",
+	"POST /api/v1/conversations":                  "AAAAAA",
+	"GET /api/v1/conversations/:id":               "UADDAA",
+	"GET /api/v1/conversations/:id/messages":      "UADDAA",
+	"POST /api/v1/conversations/:id/messages":     "UADDAA",
+	"POST /api/v1/conversations/:id/csat":         "UADDDD",
+	"GET /ws/conversations/:id":                   "UADDAA",
+	"GET /ws/agent":                               "UUUDAA",
+	"GET /api/v1/queue":                           "UUUDAA",
+	"POST /api/v1/conversations/:id/claim":        "UUUDAA",
+	"POST /api/v1/conversations/:id/release":      "UUUDAA",
+	"POST /api/v1/conversations/:id/transfer":     "UUUDAA",
+	"POST /api/v1/conversations/:id/close":        "UUUDAA",
+	"POST /api/v1/conversations/:id/suggest":      "UUUDAA",
+	"GET /api/v1/conversations/:id/transcript":    "UUUDAA",
+	"GET /api/v1/conversations/:id/notes":         "UUUDAA",
+	"POST /api/v1/conversations/:id/notes":        "UUUDAA",
+	"GET /api/v1/agents":                          "UUUDAA",
+	"GET /api/v1/agents/me":                       "UUUDAA",
+	"PUT /api/v1/agents/me/status":                "UUUDAA",
+	"GET /api/v1/teams":                           "UUUDAA",
+	"GET /api/v1/teams/:name":                     "UUUDAA",
+	"POST /api/v1/teams":                          "UUUDDA",
+	"PUT /api/v1/teams/:name":                     "UUUDDA",
+	"PUT /api/v1/teams/:name/members/:user":       "UUUDDA",
+	"DELETE /api/v1/teams/:name/members/:user":    "UUUDDA",
+	"GET /api/v1/canned-replies":                  "UUUDAA",
+	"POST /api/v1/canned-replies":                 "UUUDDA",
+	"PUT /api/v1/canned-replies/:id":              "UUUDDA",
+	"DELETE /api/v1/canned-replies/:id":           "UUUDDA",
+	"GET /api/v1/knowledge/documents":             "UUUADA",
+	"POST /api/v1/knowledge/documents":            "UUUADA",
+	"GET /api/v1/knowledge/documents/:id":         "UUUADA",
+	"PUT /api/v1/knowledge/documents/:id":         "UUUADA",
+	"DELETE /api/v1/knowledge/documents/:id":      "UUUADA",
+	"POST /api/v1/knowledge/search":               "UUUADA",
+	"POST /api/v1/bot/preview":                    "UUUADA",
+	"GET /api/v1/bot/policy":                      "UUUADA",
+	"PUT /api/v1/bot/policy":                      "UUUDDA",
+	"GET /api/v1/intents":                         "UUUADA",
+	"PUT /api/v1/intents":                         "UUUDDA",
+	"POST /api/v1/intents/import":                 "UUUDDA",
+	"GET /api/v1/reports/unanswered":              "UUUADA",
+	"POST /api/v1/reports/unanswered/:id/resolve": "UUUADA",
+	"GET /api/v1/audit":                           "UUUDDA",
+	"GET /api/v1/users":                           "UUUDDA",
+	"POST /api/v1/users":                          "UUUDDA",
+	"PATCH /api/v1/users/:id":                     "UUUDDA",
+	"GET /api/v1/metrics/summary":                 "UUUDDA",
+}
+
+// matrixFixture is what the matrix's paths point at.
+type matrixFixture struct {
+	users    map[string]string // role → user id
+	other    conversation      // another customer's conversation
+	document string
+	canned   string
+	agentID  string
+}
+
+// TestRoleMatrix walks every route registered on the app (app.GetRoutes,
+// so a new route without a line in roleMatrix fails here) with every
+// identity, and checks who gets in. State-changing requests each get a
+// fresh conversation and a fresh session, so one request's effect (a
+// claim, a close, a sign-out) cannot change another's answer.
+func TestRoleMatrix(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, dbtest.New(t))
+	ctx := context.Background()
+	fx := matrixFixture{users: map[string]string{}}
+	for _, role := range []string{auth.RoleEditor, auth.RoleAgent, auth.RoleAdmin} {
+		u, err := s.Auth.CreateUser(ctx, auth.NewUser{Email: role + "@example.com", Password: "matrix-password", Roles: []string{role}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fx.users[role] = u.ID
+	}
+	fx.agentID = fx.users[auth.RoleAgent]
+	team, err := s.Conv.CreateTeam(ctx, handoff.AgentActor(fx.users[auth.RoleAdmin], true), "Billing", handoff.TeamSettings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = team
+	fx.other = s.createConversation(t)
+	doc, _, err := s.Knowledge.Create(ctx, knowledge.Upload{Filename: "returns.md", Data: []byte("# Returns\n\nReturn any item within 30 days.\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.document = doc.ID
+	canned, err := s.Conv.CreateCannedReply(ctx, handoff.AgentActor(fx.users[auth.RoleAdmin], true), handoff.CannedReply{Title: "Hello", Text: "Hello!"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.canned = canned.ID
+
+	seen := map[string]bool{}
+	var keys []string
+	for _, r := range s.Web.App.GetRoutes(true) {
+		method := r.Method
+		if method == http.MethodHead {
+			if strings.HasPrefix(r.Path, "/ws/") {
+				continue // a WebSocket handshake is a GET
+			}
+			method = http.MethodGet // HEAD runs the GET handler
+		}
+		key := method + " " + r.Path
+		want, ok := roleMatrix[key]
+		if !ok {
+			t.Errorf("route %s %s has no line in roleMatrix: say who may call it", r.Method, r.Path)
+			continue
+		}
+		if !seen[r.Method+" "+r.Path] {
+			seen[r.Method+" "+r.Path] = true
+			keys = append(keys, r.Method+" "+r.Path+"|"+want)
+		}
+		seen[key] = true
+	}
+	for key := range roleMatrix {
+		if !seen[key] {
+			t.Errorf("roleMatrix has %s, which the app does not register", key)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		route, want, _ := strings.Cut(k, "|")
+		method, path, _ := strings.Cut(route, " ")
+		for i, who := range matrixIdentities {
+			got := s.matrixRequest(t, &fx, method, path, who)
+			if class := statusClass(got); class != want[i] {
+				t.Errorf("%s %s as %s: status %d (%c), want %c", method, path, who, got, class, want[i])
+			}
+		}
+	}
+}
+
+// statusClass is the letter of roleMatrix a status belongs to; 500 is X,
+// which no expectation has.
+func statusClass(status int) byte {
+	switch {
+	case status == http.StatusUnauthorized:
+		return 'U'
+	case status == http.StatusForbidden:
+		return 'D'
+	case status >= 500 && status != http.StatusServiceUnavailable:
+		return 'X'
+	}
+	return 'A'
+}
+
+var pathParam = regexp.MustCompile(`:[a-z]+|\*`)
+
+// matrixRequest sends one request of the matrix and returns its status.
+func (s *server) matrixRequest(t *testing.T, fx *matrixFixture, method, route, who string) int {
+	t.Helper()
+	ctx := context.Background()
+	var conv conversation
+	if strings.Contains(route, "/conversations/:id") {
+		conv = s.createConversation(t)
+	}
+	path := pathParam.ReplaceAllStringFunc(route, func(p string) string {
+		switch {
+		case p == "*":
+			return "lib.js"
+		case p == ":name":
+			return "billing"
+		case p == ":user":
+			return fx.agentID
+		case strings.Contains(route, "/conversations/"):
+			return conv.ID
+		case strings.Contains(route, "/knowledge/documents/"):
+			return fx.document
+		case strings.Contains(route, "/canned-replies/"):
+			return fx.canned
+		case strings.Contains(route, "/users/"):
+			return fx.agentID
+		}
+		// Unanswered questions and the like: an id that exists nowhere.
+		return "7b5f9f9e-2f0a-4c53-9a3e-3c7f0d2d1e42"
+	})
+	token := ""
+	switch who {
+	case "customer":
+		token = conv.Token
+		if token == "" {
+			token = fx.other.Token // a customer token, on a route that is not a conversation's
+		}
+	case "other":
+		token = fx.other.Token
+	case auth.RoleEditor, auth.RoleAgent, auth.RoleAdmin:
+		var err error
+		if token, err = s.Auth.NewSession(ctx, fx.users[who], "api"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var headers []string
+	if who == "admin-cookie" || who == "admin-cookie-csrf" {
+		// The admin signed in by the session cookie, as the staff pages are.
+		cookie, err := s.Auth.NewSession(ctx, fx.users[auth.RoleAdmin], "cookie")
+		if err != nil {
+			t.Fatal(err)
+		}
+		headers = []string{"Cookie", "tandem_session=" + cookie}
+		if who == "admin-cookie-csrf" {
+			headers = append(headers, "X-CSRF-Token", s.csrfToken(t, cookie))
+		}
+	}
+	if strings.HasPrefix(path, "/ws/") {
+		u := "ws://" + s.Addr() + path
+		if token != "" {
+			u += "?token=" + url.QueryEscape(token)
+		}
+		d := websocket.Dialer{HandshakeTimeout: wait}
+		c, resp, err := d.Dial(u, nil)
+		if err == nil {
+			c.Close()
+			return http.StatusSwitchingProtocols
+		}
+		if resp == nil {
+			t.Fatalf("dial %s: %v", path, err)
+		}
+		return resp.StatusCode
+	}
+	var body any
+	if method != http.MethodGet && method != http.MethodHead && method != http.MethodDelete {
+		body = map[string]any{}
+	}
+	return s.do(t, method, path, token, body, headers...).status
+}
+
+// csrfToken asks /api/v1/auth/me, signed in by the cookie, for the
+// session's CSRF token, as the staff pages do.
+func (s *server) csrfToken(t *testing.T, cookie string) string {
+	t.Helper()
+	var me struct {
+		CSRFToken string `json:"csrf_token"`
+	}
+	s.do(t, "GET", "/api/v1/auth/me", "", nil, "Cookie", "tandem_session="+cookie).expect(t, http.StatusOK).decode(t, &me)
+	if me.CSRFToken == "" {
+		t.Fatal("/api/v1/auth/me gave no csrf_token to a cookie session")
+	}
+	return me.CSRFToken
+}
+
+// TestCSRF checks that every state-changing route signed in by the session
+// cookie wants the session's CSRF token (403 without it, or with another
+// session's), and answers with it as it answers a bearer token; bearer
+// tokens need none. It walks the routes as TestRoleMatrix does.
+func TestCSRF(t *testing.T) {
+	t.Parallel()
+	s := startPlaceholderServer(t, dbtest.New(t))
+	ctx := context.Background()
+	fx := matrixFixture{users: map[string]string{}}
+	for _, role := range []string{auth.RoleAgent, auth.RoleAdmin} {
+		u, err := s.Auth.CreateUser(ctx, auth.NewUser{Email: role + "@example.com", Password: "csrf-password", Roles: []string{role}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fx.users[role] = u.ID
+	}
+	fx.agentID = fx.users[auth.RoleAgent]
+	if _, err := s.Conv.CreateTeam(ctx, handoff.AgentActor(fx.users[auth.RoleAdmin], true), "Billing", handoff.TeamSettings{}); err != nil {
+		t.Fatal(err)
+	}
+	fx.other = s.createConversation(t)
+	canned, err := s.Conv.CreateCannedReply(ctx, handoff.AgentActor(fx.users[auth.RoleAdmin], true), handoff.CannedReply{Title: "Hello", Text: "Hello!"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.canned = canned.ID
+	fx.document = "7b5f9f9e-2f0a-4c53-9a3e-3c7f0d2d1e42"
+
+	checked := 0
+	for _, r := range s.Web.App.GetRoutes(true) {
+		want := roleMatrix[r.Method+" "+r.Path]
+		if safeMethod(r.Method) || want == "" || (want[0] == 'A' && r.Path != "/api/v1/auth/logout") {
+			continue // reads, and routes nobody needs to sign in for
+		}
+		admin := want[len(want)-1]
+		if got := statusClass(s.matrixRequest(t, &fx, r.Method, r.Path, "admin-cookie")); got != 'D' {
+			t.Errorf("%s %s by cookie without the CSRF token: class %c, want D (403)", r.Method, r.Path, got)
+		}
+		if got := statusClass(s.matrixRequest(t, &fx, r.Method, r.Path, "admin-cookie-csrf")); got != admin {
+			t.Errorf("%s %s by cookie with the CSRF token: class %c, want %c as with a bearer token", r.Method, r.Path, got, admin)
+		}
+		checked++
+	}
+	if checked < 25 {
+		t.Fatalf("only %d state-changing routes checked", checked)
+	}
+
+	t.Run("TokenOfAnotherSession", func(t *testing.T) {
+		mine, _ := s.Auth.NewSession(ctx, fx.users[auth.RoleAdmin], "cookie")
+		theirs, _ := s.Auth.NewSession(ctx, fx.users[auth.RoleAdmin], "cookie")
+		r := s.do(t, "PUT", "/api/v1/agents/me/status", "", map[string]any{"status": "online"},
+			"Cookie", "tandem_session="+mine, "X-CSRF-Token", s.csrfToken(t, theirs)).expect(t, http.StatusForbidden)
+		if code := r.errorCode(t); code != "forbidden" {
+			t.Fatalf("code %q", code)
+		}
+		s.do(t, "PUT", "/api/v1/agents/me/status", "", map[string]any{"status": "online"},
+			"Cookie", "tandem_session="+mine, "X-CSRF-Token", s.csrfToken(t, mine)).expect(t, http.StatusOK)
+	})
+
+	t.Run("BearerNeedsNone", func(t *testing.T) {
+		tok, _ := s.Auth.NewSession(ctx, fx.users[auth.RoleAgent], "api")
+		s.do(t, "PUT", "/api/v1/agents/me/status", tok, map[string]any{"status": "away"}).expect(t, http.StatusOK)
+	})
+
+	t.Run("CustomerTokenBeatsStaffCookie", func(t *testing.T) {
+		// A staff member trying the widget in the browser they work in:
+		// the widget's conversation token is the credential, the cookie is
+		// not used (no CSRF token needed, and the message is the customer's).
+		c := s.createConversation(t)
+		cookie, _ := s.Auth.NewSession(ctx, fx.users[auth.RoleAgent], "cookie")
+		var out struct {
+			Message apiMessage `json:"message"`
+		}
+		s.do(t, "POST", "/api/v1/conversations/"+c.ID+"/messages", c.Token, map[string]string{"text": "hello"},
+			"Cookie", "tandem_session="+cookie).expect(t, http.StatusCreated).decode(t, &out)
+		if out.Message.Role != "customer" || out.Message.AuthorID != "" {
+			t.Fatalf("message %+v, want the customer's", out.Message)
+		}
+	})
+
+	t.Run("LoginFromAnotherSite", func(t *testing.T) {
+		// A cross-site page must not sign the browser in (login CSRF).
+		body := map[string]string{"email": "agent@example.com", "password": "csrf-password"}
+		s.do(t, "POST", "/api/v1/auth/login", "", body, "Origin", "https://evil.example").expect(t, http.StatusForbidden)
+		s.do(t, "POST", "/api/v1/auth/login", "", body, "Origin", s.URL()).expect(t, http.StatusOK)
+	})
+}
+
+// safeMethod mirrors the server's: methods that change nothing.
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// sessionCookieOf returns the session cookie a response sets.
+func sessionCookieOf(t *testing.T, r *response) *http.Cookie {
+	t.Helper()
+	for _, ck := range (&http.Response{Header: r.header}).Cookies() {
+		if ck.Name == "tandem_session" {
+			return ck
+		}
+	}
+	t.Fatalf("no session cookie in %v", r.header)
+	return nil
+}
+
+// TestSessionCookie checks the session cookie's attributes: HttpOnly and
+// SameSite=Strict always, Secure when browsers reach the server over TLS
+// (TANDEM_PUBLIC_URL https), and HSTS on pages and answers then.
+func TestSessionCookie(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		public string
+		secure bool
+	}{{"HTTP", "", false}, {"HTTPS", "https://support.example.com", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{}
+			if tc.public != "" {
+				env["TANDEM_PUBLIC_URL"] = tc.public
+			}
+			s := startEnv(t, dbtest.New(t), false, env)
+			const password = "cookie-password"
+			if _, err := s.Auth.CreateUser(context.Background(), auth.NewUser{Email: "agent@example.com", Password: password, Roles: []string{auth.RoleAgent}}); err != nil {
+				t.Fatal(err)
+			}
+			cheapenPassword(t, s.Pool, "agent@example.com", password)
+			r := s.login(t, "agent@example.com", password).expect(t, http.StatusOK)
+			ck := sessionCookieOf(t, r)
+			if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Secure != tc.secure || ck.Path != "/" {
+				t.Fatalf("cookie %+v: want HttpOnly, SameSite=Strict, Secure=%v", ck, tc.secure)
+			}
+			if r.header.Get("Cache-Control") != "no-store" {
+				t.Errorf("the sign-in answer may be cached: %v", r.header)
+			}
+			for _, path := range []string{"/console", "/api/v1/auth/me"} {
+				h := s.do(t, "GET", path, "", nil).header
+				if got := h.Get("Strict-Transport-Security") != ""; got != tc.secure {
+					t.Errorf("%s: Strict-Transport-Security %q, want it only over TLS", path, h.Get("Strict-Transport-Security"))
+				}
+			}
+			out := s.do(t, "POST", "/api/v1/auth/logout", "", nil, "Cookie", "tandem_session="+ck.Value,
+				"X-CSRF-Token", s.csrfToken(t, ck.Value)).expect(t, http.StatusNoContent)
+			if gone := sessionCookieOf(t, out); gone.Value != "" || gone.MaxAge >= 0 && !gone.Expires.Before(time.Now()) {
+				t.Fatalf("logout cookie %+v, want it cleared", gone)
+			}
+			s.do(t, "GET", "/api/v1/auth/me", "", nil, "Cookie", "tandem_session="+ck.Value).expect(t, http.StatusUnauthorized)
+		})
+	}
+}
+
+// TestCORS checks that the customer endpoints answer CORS for the widget
+// origins of TANDEM_ALLOWED_ORIGINS only, without credentials, and that no
+// staff endpoint ever does.
+func TestCORS(t *testing.T) {
+	t.Parallel()
+	const shop = "https://shop.example.com"
+	s := startEnv(t, dbtest.New(t), false, map[string]string{"TANDEM_ALLOWED_ORIGINS": shop})
+	c := s.createConversation(t)
+	preflight := func(path, origin string) *response {
+		return s.do(t, "OPTIONS", path, "", nil, "Origin", origin, "Access-Control-Request-Method", "POST",
+			"Access-Control-Request-Headers", "authorization, content-type")
+	}
+	for _, path := range []string{"/api/v1/conversations", "/api/v1/conversations/" + c.ID + "/messages",
+		"/api/v1/conversations/" + c.ID, "/api/v1/conversations/" + c.ID + "/csat", "/api/v1/customers/me/conversations"} {
+		r := preflight(path, shop).expect(t, http.StatusNoContent)
+		if r.header.Get("Access-Control-Allow-Origin") != shop || !strings.Contains(r.header.Get("Access-Control-Allow-Headers"), "Authorization") ||
+			r.header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("preflight of %s from the shop: %v", path, r.header)
+		}
+		r = preflight(path, "https://evil.example").expect(t, http.StatusForbidden)
+		if r.header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("preflight of %s from another origin allowed: %v", path, r.header)
+		}
+	}
+	r := s.do(t, "POST", "/api/v1/conversations", "", map[string]any{}, "Origin", shop).expect(t, http.StatusCreated)
+	if r.header.Get("Access-Control-Allow-Origin") != shop || !strings.Contains(r.header.Get("Vary"), "Origin") {
+		t.Errorf("create from the shop: %v", r.header)
+	}
+	r = s.do(t, "GET", "/api/v1/conversations/"+c.ID+"/messages", c.Token, nil, "Origin", shop).expect(t, http.StatusOK)
+	if r.header.Get("Access-Control-Allow-Origin") != shop {
+		t.Errorf("messages from the shop: %v", r.header)
+	}
+	r = s.do(t, "POST", "/api/v1/conversations", "", map[string]any{}, "Origin", "https://evil.example").expect(t, http.StatusCreated)
+	if r.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("another origin may read the answer: %v", r.header)
+	}
+	for _, path := range []string{"/api/v1/queue", "/api/v1/auth/login", "/api/v1/auth/me", "/api/v1/conversations/" + c.ID + "/transcript",
+		"/api/v1/conversations/" + c.ID + "/close", "/api/v1/users"} {
+		for _, method := range []string{"GET", "OPTIONS"} {
+			r := s.do(t, method, path, "", nil, "Origin", shop, "Access-Control-Request-Method", "POST")
+			if r.header.Get("Access-Control-Allow-Origin") != "" || r.header.Get("Access-Control-Allow-Methods") != "" {
+				t.Errorf("staff endpoint %s %s answers CORS to a widget origin: %v", method, path, r.header)
+			}
+		}
+	}
+}
+
+// TestLoginLimits checks both sign-in limits with clients on different
+// loopback addresses (127.0.0.0/8 is all loopback): failures per account
+// lock the account whatever address tries, failures per address lock the
+// address whatever account it tries; each answers 429 with Retry-After.
+func TestLoginLimits(t *testing.T) {
+	t.Parallel()
+	s := startPlaceholderServer(t, dbtest.New(t))
+	const password = "correct horse battery"
+	emails := []string{"a@example.com", "b@example.com", "c@example.com", "d@example.com", "e@example.com"}
+	for _, e := range emails {
+		if _, err := s.Auth.CreateUser(context.Background(), auth.NewUser{Email: e, Password: password, Roles: []string{auth.RoleAgent}}); err != nil {
+			t.Fatal(err)
+		}
+		cheapenPassword(t, s.Pool, e, password)
+	}
+	// from returns a sign-in from a loopback address of its own.
+	type client struct{ hc *http.Client }
+	from := func(ip string) client {
+		local := &net.TCPAddr{IP: net.ParseIP(ip)}
+		hc := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
+			DialContext: (&net.Dialer{LocalAddr: local}).DialContext}}
+		t.Cleanup(hc.CloseIdleConnections)
+		return client{hc}
+	}
+	login := func(c client, email, password string) *response {
+		t.Helper()
+		body, _ := json.Marshal(map[string]string{"email": email, "password": password})
+		resp, err := c.hc.Post(s.URL()+"/api/v1/auth/login", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return &response{status: resp.StatusCode, header: resp.Header, body: raw}
+	}
+	retryAfter := func(r *response) {
+		t.Helper()
+		if secs, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || secs <= 0 || secs > 300 {
+			t.Fatalf("Retry-After %q, want seconds up to the 5-minute window", r.header.Get("Retry-After"))
+		}
+	}
+
+	t.Run("PerAccount", func(t *testing.T) {
+		// Ten failures for a@, each from another address.
+		for i := 0; i < 10; i++ {
+			login(from(fmt.Sprintf("127.0.1.%d", i+1)), emails[0], "wrong password").expect(t, http.StatusUnauthorized)
+		}
+		other := from("127.0.1.99")
+		retryAfter(login(other, emails[0], password).expect(t, http.StatusTooManyRequests))
+		// The address itself is not locked: another account signs in.
+		login(other, emails[1], password).expect(t, http.StatusOK)
+	})
+
+	t.Run("PerAddress", func(t *testing.T) {
+		// 30 failures from one address, spread over accounts so that none
+		// reaches its own limit.
+		one := from("127.0.2.1")
+		for i := 0; i < 30; i++ {
+			login(one, emails[1+i%4], "wrong password").expect(t, http.StatusUnauthorized)
+		}
+		r := login(one, emails[1], password).expect(t, http.StatusTooManyRequests)
+		retryAfter(r)
+		if code := r.errorCode(t); code != "rate_limited" {
+			t.Fatalf("code %q", code)
+		}
+		// The accounts are not locked: from elsewhere they sign in.
+		login(from("127.0.2.2"), emails[2], password).expect(t, http.StatusOK)
+	})
+}
+
+// TestConversationIDs checks that conversation ids and tokens cannot be
+// guessed (random v4 UUIDs, 256-bit tokens), and that a token opens its
+// own conversation only: another's is 403, an unknown id 404 (the same as
+// for staff), and no token 401.
+func TestConversationIDs(t *testing.T) {
+	t.Parallel()
+	s := startPlaceholderServer(t, dbtest.New(t))
+	v4 := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[string]bool{}
+	var convs []conversation
+	for i := 0; i < 20; i++ {
+		c := s.createConversation(t)
+		if !v4.MatchString(c.ID) || seen[c.ID] {
+			t.Fatalf("conversation id %q is not a fresh random (v4) UUID", c.ID)
+		}
+		if raw, err := base64.RawURLEncoding.DecodeString(c.Token); err != nil || len(raw) < 32 {
+			t.Fatalf("token %q is not 256 random bits", c.Token)
+		}
+		seen[c.ID] = true
+		convs = append(convs, c)
+	}
+	a, b := convs[0], convs[1]
+	s.do(t, "GET", "/api/v1/conversations/"+a.ID+"/messages", a.Token, nil).expect(t, http.StatusOK)
+	s.do(t, "GET", "/api/v1/conversations/"+b.ID+"/messages", a.Token, nil).expect(t, http.StatusForbidden)
+	s.do(t, "POST", "/api/v1/conversations/"+b.ID+"/messages", a.Token, map[string]string{"text": "hi"}).expect(t, http.StatusForbidden)
+	s.do(t, "GET", "/api/v1/conversations/"+b.ID, "", nil).expect(t, http.StatusUnauthorized)
+	s.do(t, "GET", "/api/v1/conversations/7b5f9f9e-2f0a-4c53-9a3e-3c7f0d2d1e42", a.Token, nil).expect(t, http.StatusNotFound)
+	s.do(t, "GET", "/api/v1/conversations/"+a.ID, a.Token[:len(a.Token)-1]+"x", nil).expect(t, http.StatusUnauthorized)
+	// The customer socket too.
+	d := websocket.Dialer{HandshakeTimeout: wait}
+	if _, resp, err := d.Dial(s.wsURL(b.ID, a.Token, 0), nil); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("socket of another conversation: %v %v", err, resp)
+	}
+}
