@@ -14,10 +14,13 @@ type Hub struct {
 // NewHub returns an empty hub.
 func NewHub() *Hub { return &Hub{subs: map[string]map[*Subscription]struct{}{}} }
 
-// Subscription receives a topic's events on C until Close or a drop.
+// Subscription receives a topic's events on C until Close or a drop; a
+// subscription made with SubscribeFunc has no C and gets its events by
+// call instead.
 type Subscription struct {
 	C       <-chan Event
 	c       chan Event
+	fn      func(Event) bool
 	topic   string
 	hub     *Hub
 	once    sync.Once
@@ -32,6 +35,24 @@ func (h *Hub) Subscribe(topic string, buf int) *Subscription {
 	}
 	c := make(chan Event, buf)
 	s := &Subscription{C: c, c: c, topic: topic, hub: h}
+	h.add(s)
+	return s
+}
+
+// SubscribeFunc registers fn for topic's events: Publish calls it, in
+// publishing order, and it must not block. When it returns false (its
+// owner cannot keep up), the subscription is dropped, as a full channel
+// drops one. It holds no buffer of its own, which matters for the tens of
+// thousands of idle customer sockets an instance keeps: the caller queues
+// only what is waiting.
+func (h *Hub) SubscribeFunc(topic string, fn func(Event) bool) *Subscription {
+	s := &Subscription{fn: fn, topic: topic, hub: h}
+	h.add(s)
+	return s
+}
+
+func (h *Hub) add(s *Subscription) {
+	topic := s.topic
 	h.mu.Lock()
 	m := h.subs[topic]
 	if m == nil {
@@ -40,7 +61,6 @@ func (h *Hub) Subscribe(topic string, buf int) *Subscription {
 	}
 	m[s] = struct{}{}
 	h.mu.Unlock()
-	return s
 }
 
 // Close unsubscribes; it is safe to call more than once.
@@ -67,7 +87,9 @@ func (h *Hub) remove(s *Subscription, dropped bool) {
 		s.mu.Lock()
 		s.dropped = dropped
 		s.mu.Unlock()
-		close(s.c)
+		if s.c != nil {
+			close(s.c)
+		}
 	})
 }
 
@@ -76,6 +98,12 @@ func (h *Hub) Publish(topic string, ev Event) {
 	var slow []*Subscription
 	h.mu.RLock()
 	for s := range h.subs[topic] {
+		if s.fn != nil {
+			if !s.fn(ev) {
+				slow = append(slow, s)
+			}
+			continue
+		}
 		select {
 		case s.c <- ev:
 		default:

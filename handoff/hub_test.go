@@ -183,3 +183,37 @@ func TestHub(t *testing.T) {
 		}
 	})
 }
+
+func TestHubSubscribeFunc(t *testing.T) {
+	t.Run("DeliversInOrder", func(t *testing.T) {
+		h := handoff.NewHub()
+		var got []int64
+		s := h.SubscribeFunc("c1", func(ev handoff.Event) bool { got = append(got, ev.Seq); return true })
+		defer s.Close()
+		publishBounded(t, h, "c1", event(1), event(2), event(3))
+		publishBounded(t, h, "c2", event(9))
+		if len(got) != 3 || got[0] != 1 || got[1] != 2 || got[2] != 3 {
+			t.Fatalf("got %v, want [1 2 3]", got)
+		}
+	})
+	t.Run("FalseDrops", func(t *testing.T) {
+		h := handoff.NewHub()
+		calls := 0
+		s := h.SubscribeFunc("c1", func(handoff.Event) bool { calls++; return calls < 2 })
+		publishBounded(t, h, "c1", event(1), event(2), event(3))
+		if calls != 2 || !s.Dropped() || h.Subscribers("c1") != 0 {
+			t.Fatalf("calls %d, dropped %v, subscribers %d; want 2, true, 0", calls, s.Dropped(), h.Subscribers("c1"))
+		}
+		s.Close() // after a drop, still safe
+	})
+	t.Run("CloseStops", func(t *testing.T) {
+		h := handoff.NewHub()
+		calls := 0
+		s := h.SubscribeFunc("c1", func(handoff.Event) bool { calls++; return true })
+		s.Close()
+		publishBounded(t, h, "c1", event(1))
+		if calls != 0 || s.Dropped() {
+			t.Fatalf("calls %d, dropped %v after Close; want 0, false", calls, s.Dropped())
+		}
+	})
+}

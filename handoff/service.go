@@ -340,6 +340,12 @@ func (s *Service) Subscribe(convID string, buf int) *Subscription {
 	return s.hub.Subscribe(convID, buf)
 }
 
+// SubscribeFunc has fn called with a conversation's live events (see
+// Hub.SubscribeFunc).
+func (s *Service) SubscribeFunc(convID string, fn func(Event) bool) *Subscription {
+	return s.hub.SubscribeFunc(convID, fn)
+}
+
 // Typing tells the conversation's other side that role is typing.
 func (s *Service) Typing(ctx context.Context, convID, role string) error {
 	s.pub.Publish(convID, Event{Type: EventTyping, ConversationID: convID, Role: role})

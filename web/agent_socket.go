@@ -61,6 +61,7 @@ func (s *Server) agentSocket() fiber.Handler {
 		if k == nil {
 			return
 		}
+		k.out = make(chan []byte, 32)
 		defer s.untrack(k)
 		defer k.close(closeNormal, "")
 
@@ -111,7 +112,7 @@ func (s *Server) agentSocket() fiber.Handler {
 		cancel()
 		k.close(closeNormal, "")
 		<-writerDone
-	}, websocket.Config{ReadBufferSize: 4096, WriteBufferSize: 4096})
+	}, socketConfig)
 }
 
 // agentStream merges the hub topics one agent socket follows into one

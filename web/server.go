@@ -86,6 +86,11 @@ func New(d Deps) *Server {
 		WriteTimeout:          60 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		ReadBufferSize:        16 << 10,
+		// Give the 16 KB read buffer back between requests: fasthttp
+		// otherwise hands it to every upgraded WebSocket, where it stays
+		// for the connection's life (measured: most of a customer
+		// socket's memory; docs/benchmarks.md).
+		ReduceMemoryUsage: true,
 	})
 	s.App.Use(recover.New())
 	s.App.Use(requestid.New())

@@ -38,7 +38,9 @@ type socket struct {
 	conn *websocket.Conn
 	kind string
 	user string      // the staff user of a staff socket
-	out  chan []byte // frames from the reader (acks, errors) for the writer
+	out  chan []byte // agent sockets: frames from the reader (acks, errors) for the writer
+	// sink takes the reader's frames instead of out (conversation sockets).
+	sink func([]byte)
 	done chan struct{}
 	once sync.Once
 }
@@ -61,6 +63,10 @@ func (k *socket) send(v any) {
 	if err != nil {
 		return
 	}
+	if k.sink != nil {
+		k.sink(b)
+		return
+	}
 	select {
 	case k.out <- b:
 	default:
@@ -73,7 +79,7 @@ func (k *socket) write(b []byte) error {
 }
 
 func (s *Server) track(conn *websocket.Conn, kind, user string) *socket {
-	k := &socket{conn: conn, kind: kind, user: user, out: make(chan []byte, 32), done: make(chan struct{})}
+	k := &socket{conn: conn, kind: kind, user: user, done: make(chan struct{})}
 	s.socketsMu.Lock()
 	defer s.socketsMu.Unlock()
 	if s.closing {
@@ -160,6 +166,15 @@ func errorFrame(err error, clientMsgID string) fiber.Map {
 		"error": fiber.Map{"code": errs.CodeOf(err), "message": errs.MessageOf(err)}}
 }
 
+// writeBuffers lends sockets a write buffer only while they write, so an
+// idle socket holds none.
+var writeBuffers = &sync.Pool{}
+
+// socketConfig is the WebSocket configuration of both endpoints: a small
+// read buffer (frames from clients are small; a larger one is read
+// straight into the message) and pooled write buffers.
+var socketConfig = websocket.Config{ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: writeBuffers}
+
 func (s *Server) customerSocket() fiber.Handler {
 	return websocket.New(func(conn *websocket.Conn) {
 		id := conn.Locals("conv_id").(string)
@@ -179,15 +194,10 @@ func (s *Server) customerSocket() fiber.Handler {
 		defer k.close(closeNormal, "")
 
 		svc := s.deps.Conversations
-		sub := svc.Subscribe(id, sendBuffer)
-		defer sub.Close()
+		cs := newConvStream(s, k, id, author.Role, after)
+		defer cs.stop()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		writerDone := make(chan struct{})
-		go func() {
-			defer close(writerDone)
-			s.conversationWriter(ctx, k, id, after, sub, author.Role)
-		}()
 
 		readFrames(k, func(f clientFrame) {
 			switch f.Type {
@@ -216,8 +226,7 @@ func (s *Server) customerSocket() fiber.Handler {
 		})
 		cancel()
 		k.close(closeNormal, "")
-		<-writerDone
-	}, websocket.Config{ReadBufferSize: 4096, WriteBufferSize: 4096})
+	}, socketConfig)
 }
 
 // readFrames is a socket's reader loop: a read limit, a deadline that each
@@ -249,67 +258,187 @@ func readFrames[T any](k *socket, handle func(f T)) {
 	}
 }
 
-// conversationWriter replays what the client missed after `after`, then
-// forwards live events, each exactly once, with pings between.
-func (s *Server) conversationWriter(ctx context.Context, k *socket, id string, after int64, sub *handoff.Subscription, role string) {
-	last := after
-	if !s.fill(ctx, k, id, &last) {
+// convStream feeds one socket of a conversation (the customer's, or a
+// staff member's). Live events from the hub and the reader's frames (acks,
+// errors) queue here, and a writer goroutine runs only while there is
+// something to write: first the replay of what the client missed after
+// `after`, then each live event exactly once, in seq order, with pings
+// between. An idle socket thus costs its reader goroutine and a few small
+// structs, which is what lets one instance hold tens of thousands.
+type convStream struct {
+	srv    *Server
+	k      *socket
+	id     string
+	role   string
+	sub    *handoff.Subscription
+	ping   *time.Timer
+	ctx    context.Context // ends at stop, for the replay's queries
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the running writer
+
+	mu      sync.Mutex
+	events  []handoff.Event
+	frames  [][]byte
+	replay  bool // the replay is still to be sent
+	pingDue bool
+	tooSlow bool // more than sendBuffer events waited: close, the client resumes by seq
+	running bool
+	closed  bool
+	last    int64 // the last seq sent; only the running writer touches it
+}
+
+func newConvStream(s *Server, k *socket, id, role string, after int64) *convStream {
+	c := &convStream{srv: s, k: k, id: id, role: role, last: after, replay: true}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	k.sink = c.frame
+	// Subscribe first, then replay, so nothing falls between; what both
+	// bring is sent once, by seq.
+	c.sub = s.deps.Conversations.SubscribeFunc(id, c.push)
+	c.mu.Lock()
+	c.kick()
+	c.mu.Unlock()
+	c.ping = time.AfterFunc(pingEvery, c.pingNow)
+	return c
+}
+
+// push queues a live event; it never blocks (the hub calls it).
+func (c *convStream) push(ev handoff.Event) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return true
+	}
+	if len(c.events) >= sendBuffer {
+		c.tooSlow = true
+		c.kick()
+		return false
+	}
+	c.events = append(c.events, ev)
+	c.kick()
+	return true
+}
+
+// frame queues a frame from the reader; a socket that is this far behind
+// loses it (acks are advisory, events resumable by seq).
+func (c *convStream) frame(b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || len(c.frames) >= 32 {
 		return
 	}
-	ping := time.NewTicker(pingEvery)
-	defer ping.Stop()
+	c.frames = append(c.frames, b)
+	c.kick()
+}
+
+func (c *convStream) pingNow() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.pingDue = true
+	c.kick()
+	c.ping.Reset(pingEvery)
+}
+
+// kick starts the writer unless it runs; the caller holds c.mu.
+func (c *convStream) kick() {
+	if c.running || c.closed {
+		return
+	}
+	c.running = true
+	c.wg.Add(1)
+	go c.write()
+}
+
+// stop ends the stream and waits for the writer, which must not touch the
+// connection once the handler has returned.
+func (c *convStream) stop() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.sub.Close()
+	c.ping.Stop()
+	c.wg.Wait()
+}
+
+func (c *convStream) write() {
+	defer c.wg.Done()
 	for {
-		select {
-		case <-k.done:
+		c.mu.Lock()
+		evs, frames, replay, ping, slow := c.events, c.frames, c.replay, c.pingDue, c.tooSlow
+		c.events, c.frames, c.replay, c.pingDue = nil, nil, false, false
+		if c.closed || (len(evs) == 0 && len(frames) == 0 && !replay && !ping && !slow) {
+			c.running = false
+			c.mu.Unlock()
 			return
-		case <-ctx.Done():
+		}
+		c.mu.Unlock()
+		if !c.flush(replay, frames, evs, ping) || slow {
+			if slow {
+				metrics.WebSocketDrops.Inc()
+				c.k.close(closeTryAgain, "too slow; reconnect with after="+itoa(c.last))
+			}
+			c.mu.Lock()
+			c.closed, c.running = true, false
+			c.mu.Unlock()
 			return
-		case b := <-k.out:
-			if err := k.write(b); err != nil {
-				k.close(closeNormal, "")
-				return
-			}
-		case ev, ok := <-sub.C:
-			if !ok {
-				if sub.Dropped() {
-					metrics.WebSocketDrops.Inc()
-					k.close(closeTryAgain, "too slow; reconnect with after="+itoa(last))
-				} else {
-					k.close(closeGoingAway, "")
-				}
-				return
-			}
-			if ev.Seq > 0 && ev.Seq <= last {
-				continue // already sent by the replay
-			}
-			if ev.Seq > last+1 {
-				// Events are published after commit, so one may overtake
-				// another; fill the gap from the database, in order.
-				if !s.fill(ctx, k, id, &last) {
-					return
-				}
-				if ev.Seq <= last {
-					continue
-				}
-			}
-			if ev.Type == handoff.EventTyping && ev.Role == role {
-				continue // one's own typing
-			}
-			b, _ := json.Marshal(ev)
-			if err := k.write(b); err != nil {
-				k.close(closeNormal, "")
-				return
-			}
-			if ev.Seq > 0 {
-				last = ev.Seq
-			}
-		case <-ping.C:
-			if err := k.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
-				k.close(closeNormal, "")
-				return
-			}
 		}
 	}
+}
+
+// flush writes what the writer took from the queue; false when the socket
+// is closed.
+func (c *convStream) flush(replay bool, frames [][]byte, evs []handoff.Event, ping bool) bool {
+	k := c.k
+	select {
+	case <-k.done:
+		return false
+	default:
+	}
+	if replay && !c.srv.fill(c.ctx, k, c.id, &c.last) {
+		return false
+	}
+	for _, b := range frames {
+		if err := k.write(b); err != nil {
+			k.close(closeNormal, "")
+			return false
+		}
+	}
+	for _, ev := range evs {
+		if ev.Seq > 0 && ev.Seq <= c.last {
+			continue // already sent by the replay
+		}
+		if ev.Seq > c.last+1 {
+			// Events are published after commit, so one may overtake
+			// another; fill the gap from the database, in order.
+			if !c.srv.fill(c.ctx, k, c.id, &c.last) {
+				return false
+			}
+			if ev.Seq <= c.last {
+				continue
+			}
+		}
+		if ev.Type == handoff.EventTyping && ev.Role == c.role {
+			continue // one's own typing
+		}
+		b, _ := json.Marshal(ev)
+		if err := k.write(b); err != nil {
+			k.close(closeNormal, "")
+			return false
+		}
+		if ev.Seq > 0 {
+			c.last = ev.Seq
+		}
+	}
+	if ping {
+		if err := k.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+			k.close(closeNormal, "")
+			return false
+		}
+	}
+	return true
 }
 
 // fill sends every stored event after *last, in order, advancing *last. It

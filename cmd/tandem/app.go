@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -142,6 +144,31 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.Web.App.Listener(ln) }()
+	if m.Config.PProfAddr != "" {
+		if err := m.servePProf(m.Config.PProfAddr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// servePProf serves Go's profiler on its own listener, away from the
+// public one, until Close.
+func (m *Main) servePProf(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s (TANDEM_PPROF_ADDR): %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	go func() { <-m.bg.Done(); srv.Close() }()
+	m.Logger.Info("profiler serving", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
 	return nil
 }
 

@@ -30,6 +30,7 @@ Usage:
   tandem eval intents --train F [--test F]     intent detection quality on labelled examples
   tandem intents import FILE.jsonl             add labelled examples {text, intent} to the intents
   tandem demo-users         create the demo accounts (local databases only)
+  tandem loadgen SCENARIO   measure a Tandem under load (sockets, messages, startup)
 
 Run "tandem COMMAND --help" for a command's flags and settings.
 `
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdIntents(ctx, args[1:], stdout, stderr)
 	case "demo-users":
 		err = cmdDemoUsers(ctx, args[1:], stdout, stderr)
+	case "loadgen":
+		err = cmdLoadgen(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -31,6 +31,7 @@ type Config struct {
 	MaxTextRunes int           // TANDEM_MAX_MESSAGE_CHARS
 	WaitTimeout  time.Duration // TANDEM_WAIT_TIMEOUT: bound for ?wait=true
 	DBMaxConns   int           // TANDEM_DB_MAX_CONNS
+	PProfAddr    string        // TANDEM_PPROF_ADDR: where to serve Go's profiler; unset: nowhere
 
 	LLMBaseURL     string        // LLM_BASE_URL: an OpenAI-compatible endpoint; unset means local mode
 	LLMAPIKey      string        // LLM_API_KEY
@@ -58,6 +59,7 @@ var Vars = []Var{
 	{"TANDEM_MAX_MESSAGE_CHARS", "4000", "longest message text accepted"},
 	{"TANDEM_WAIT_TIMEOUT", "20s", "how long ?wait=true waits for the bot's turn"},
 	{"TANDEM_DB_MAX_CONNS", "20", "database connections per instance"},
+	{"TANDEM_PPROF_ADDR", "(unset: off)", "address to serve Go's profiler on (/debug/pprof/), e.g. 127.0.0.1:6060; keep it private"},
 	{"LLM_BASE_URL", "(unset: local mode)", "OpenAI-compatible endpoint, e.g. https://api.openai.com/v1"},
 	{"LLM_API_KEY", "", "API key for the endpoint; also LLM_API_KEY_FILE"},
 	{"LLM_MODEL", "gpt-4o-mini", "chat model name"},
@@ -80,6 +82,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		LLMBaseURL:     getenv("LLM_BASE_URL"),
 		LLMModel:       or(getenv("LLM_MODEL"), "gpt-4o-mini"),
 		EmbeddingModel: getenv("EMBEDDING_MODEL"),
+		PProfAddr:      getenv("TANDEM_PPROF_ADDR"),
 	}
 	var err error
 	var problems []string
@@ -126,6 +129,11 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		problems = append(problems, fmt.Sprintf("TANDEM_ADDR %q is not host:port", c.Addr))
+	}
+	if c.PProfAddr != "" {
+		if _, _, err := net.SplitHostPort(c.PProfAddr); err != nil {
+			problems = append(problems, fmt.Sprintf("TANDEM_PPROF_ADDR %q is not host:port", c.PProfAddr))
+		}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		problems = append(problems, "TANDEM_LOG_FORMAT must be text or json")

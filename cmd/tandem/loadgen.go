@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tandem-chat/tandem/internal/loadgen"
+)
+
+const loadgenUsage = `Usage: tandem loadgen SCENARIO [flags]
+
+Measures a running Tandem from outside, on loopback: it starts this binary
+as the server (one or two instances) on a throwaway database on the
+PostgreSQL server given by --database, drives it, and prints the figures,
+one "BenchmarkLoad..." line each (make bench collects them).
+
+Scenarios:
+  sockets    memory per idle customer WebSocket (--counts, --peer)
+  messages   customer messages to an agent on another instance at fixed rates (--rates)
+  startup    time to ready, and the binary's size
+
+Run "tandem loadgen SCENARIO --help" for its flags.
+`
+
+func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, loadgenUsage)
+		return errHelp
+	}
+	scenario := args[0]
+	fs := flag.NewFlagSet("loadgen "+scenario, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	exe, _ := os.Executable()
+	cfg := loadgen.Config{Log: stderr}
+	fs.StringVar(&cfg.Database, "database", loadgen.DefaultDatabase(), "PostgreSQL server to make throwaway databases on (default: TANDEM_TEST_DATABASE_URL, DATABASE_URL or the local cluster)")
+	fs.StringVar(&cfg.Exe, "exe", exe, "the tandem binary to run as the server")
+	fs.IntVar(&cfg.PortBase, "port-base", 19400, "first of ten ports to listen on (profilers on the port + 50)")
+	fs.StringVar(&cfg.PProfDir, "pprof-dir", "", "write the servers' heap and CPU profiles into this folder")
+	counts := fs.String("counts", "10000,19000", "sockets: connection counts to measure at")
+	peer := fs.String("peer", "", "sockets: a peer server binary to measure the same way (scripts/wspeer)")
+	settle := fs.Duration("settle", 5*time.Second, "sockets: wait after opening before reading memory")
+	rates := fs.String("rates", "1000,3000", "messages: messages per second to measure at")
+	convs := fs.Int("conversations", 1000, "messages: conversations (each with its customer socket)")
+	agents := fs.Int("agents", 50, "messages: agents sharing the conversations")
+	duration := fs.Duration("duration", 20*time.Second, "messages: measured time per rate")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return err
+	}
+	if cfg.Database == "" {
+		return errors.New("no PostgreSQL server: pass --database or set TANDEM_TEST_DATABASE_URL")
+	}
+	var results []loadgen.Result
+	var err error
+	switch scenario {
+	case "sockets":
+		var ns []int
+		if ns, err = intList(*counts); err == nil {
+			results, err = cfg.Sockets(ctx, loadgen.SocketsOptions{Counts: ns, Peer: *peer, Settle: *settle})
+		}
+	case "messages":
+		var rs []int
+		if rs, err = intList(*rates); err == nil {
+			results, err = cfg.Messages(ctx, loadgen.MessagesOptions{Rates: rs, Conversations: *convs, Agents: *agents, Duration: *duration})
+		}
+	case "startup":
+		results, err = cfg.Startup(ctx)
+	default:
+		fmt.Fprintf(stderr, "tandem loadgen: unknown scenario %q\n\n%s", scenario, loadgenUsage)
+		return errHelp
+	}
+	for _, r := range results {
+		fmt.Fprintln(stdout, r)
+	}
+	return err
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a list of positive numbers", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

@@ -1,0 +1,93 @@
+package loadgen
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Result is one measured figure set, printed in the Go benchmark format so
+// that scripts/benchdoc picks it up with the benchmarks:
+// "BenchmarkLoad<Name> N value unit value unit ...".
+type Result struct {
+	Name    string
+	N       int // operations measured (connections, messages, turns)
+	Metrics []Metric
+}
+
+// Metric is one value with its unit.
+type Metric struct {
+	Value float64
+	Unit  string
+}
+
+// Add appends a metric.
+func (r *Result) Add(v float64, unit string) { r.Metrics = append(r.Metrics, Metric{v, unit}) }
+
+// String renders the benchmark line.
+func (r Result) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "BenchmarkLoad%s\t%d", r.Name, r.N)
+	for _, m := range r.Metrics {
+		fmt.Fprintf(&b, "\t%s %s", formatValue(m.Value), m.Unit)
+	}
+	return b.String()
+}
+
+func formatValue(v float64) string {
+	switch {
+	case v == math.Trunc(v) && math.Abs(v) < 1e12:
+		return fmt.Sprintf("%.0f", v)
+	case math.Abs(v) >= 100:
+		return fmt.Sprintf("%.1f", v)
+	case math.Abs(v) >= 1:
+		return fmt.Sprintf("%.2f", v)
+	default:
+		return fmt.Sprintf("%.3f", v)
+	}
+}
+
+// Latencies collects durations and reports percentiles.
+type Latencies []time.Duration
+
+// Sorted returns a sorted copy.
+func (l Latencies) Sorted() Latencies {
+	s := slices.Clone(l)
+	slices.Sort(s)
+	return s
+}
+
+// P returns the p-th percentile (0-100) of sorted latencies in ms, by the
+// nearest-rank method; 0 when empty.
+func (l Latencies) P(p float64) float64 {
+	if len(l) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p/100*float64(len(l)))) - 1
+	return ms(l[max(0, min(i, len(l)-1))])
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// LoadAvg returns the 1-minute load average, for the record beside each
+// figure (the machine is shared).
+func LoadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	var l float64
+	fmt.Sscan(string(b), &l)
+	return l
+}
+
+// logf writes a progress line.
+func logf(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	}
+}
