@@ -11,11 +11,13 @@ import (
 	"strings"
 )
 
-// BankEntry is one FAQ question of an evaluation bank: a line
-// {"faq_id": 12, "question": "..."} of a JSONL file. Other fields are ignored.
+// BankEntry is one FAQ of an evaluation bank: a line
+// {"faq_id": 12, "question": "...", "answer": "..."} of a JSONL file, the
+// answer optional. Other fields are ignored.
 type BankEntry struct {
 	FAQID    string
 	Question string
+	Answer   string // "" when the bank has questions only
 }
 
 // Query is one evaluation query: a line {"question": "...", "faq_ids": [..]}
@@ -69,6 +71,7 @@ func ReadBank(r io.Reader) ([]BankEntry, error) {
 		var rec struct {
 			FAQID    *faqID `json:"faq_id"`
 			Question string `json:"question"`
+			Answer   string `json:"answer"`
 		}
 		if err := json.Unmarshal(line, &rec); err != nil {
 			return err
@@ -76,7 +79,7 @@ func ReadBank(r io.Reader) ([]BankEntry, error) {
 		if rec.FAQID == nil {
 			return fmt.Errorf("missing faq_id")
 		}
-		bank = append(bank, BankEntry{FAQID: string(*rec.FAQID), Question: rec.Question})
+		bank = append(bank, BankEntry{FAQID: string(*rec.FAQID), Question: rec.Question, Answer: rec.Answer})
 		return nil
 	})
 	if err != nil {

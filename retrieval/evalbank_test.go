@@ -22,12 +22,12 @@ const sharedData = "../../shared/data"
 func TestReadBankAndQueries(t *testing.T) {
 	bank, err := ReadBank(strings.NewReader(`{"faq_id": 0, "question": "借不到", "cluster": "x"}
 
-{"faq_id": "a-7", "question": "How do I reset my password?"}
+{"faq_id": "a-7", "question": "How do I reset my password?", "answer": "Use the link on the sign-in page."}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []BankEntry{{"0", "借不到"}, {"a-7", "How do I reset my password?"}}
+	want := []BankEntry{{"0", "借不到", ""}, {"a-7", "How do I reset my password?", "Use the link on the sign-in page."}}
 	if !reflect.DeepEqual(bank, want) {
 		t.Errorf("bank = %#v, want %#v", bank, want)
 	}
@@ -58,7 +58,7 @@ func TestReadBankAndQueries(t *testing.T) {
 }
 
 func TestEvalRanking(t *testing.T) {
-	bank := []BankEntry{{"1", "a"}, {"2", "b"}, {"3", "c"}, {"4", "same"}}
+	bank := []BankEntry{{FAQID: "1", Question: "a"}, {FAQID: "2", Question: "b"}, {FAQID: "3", Question: "c"}, {FAQID: "4", Question: "same"}}
 	queries := []Query{
 		{Question: "q1", FAQIDs: []string{"1"}},      // first
 		{Question: "q2", FAQIDs: []string{"2", "9"}}, // third, after a duplicate

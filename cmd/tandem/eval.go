@@ -83,9 +83,19 @@ func cmdEvalRetrieval(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	defer svc.Delete(context.WithoutCancel(ctx), d.ID, "")
 	fmt.Fprintf(stderr, "loaded %d FAQ entries in %.1f s\n", len(bank), time.Since(start).Seconds())
-	idOf := map[string]string{} // chunk text (question) -> faq id
+	// Hits map back to FAQ ids by question and answer, or by question alone
+	// where the chunker changed the answer's text.
+	byPair, byQuestion := map[string]string{}, map[string]string{}
 	for _, e := range bank {
-		idOf[e.Question] = e.FAQID
+		q, a := bankPair(e)
+		byPair[q+"\x00"+a] = e.FAQID
+		byQuestion[q] = e.FAQID
+	}
+	idOf := func(h retrieval.Hit) string {
+		if id, ok := byPair[h.Question+"\x00"+h.Text]; ok {
+			return id
+		}
+		return byQuestion[h.Question]
 	}
 	start = time.Now()
 	m, err := retrieval.EvalRanking(ctx, bank, queries, func(ctx context.Context, q string, k int) ([]string, error) {
@@ -98,7 +108,7 @@ func cmdEvalRetrieval(ctx context.Context, args []string, stdout, stderr io.Writ
 			if h.Question == q {
 				continue // the query's own text is left out of the bank
 			}
-			ids = append(ids, idOf[h.Question])
+			ids = append(ids, idOf(h))
 		}
 		if len(ids) > k {
 			ids = ids[:k]
@@ -128,7 +138,7 @@ func cmdEvalRetrieval(ctx context.Context, args []string, stdout, stderr io.Writ
 			}
 			y := 0.0
 			for _, id := range q.FAQIDs {
-				if idOf[h.Question] == id {
+				if idOf(h) == id {
 					y = 1
 				}
 			}
@@ -175,11 +185,22 @@ func bankDocument(bank []retrieval.BankEntry) ([]byte, error) {
 	}
 	out := make([]pair, 0, len(bank))
 	for _, e := range bank {
-		q := strings.TrimSpace(e.Question)
+		q, a := bankPair(e)
 		if q == "" {
 			continue
 		}
-		out = append(out, pair{Question: q, Answer: q})
+		out = append(out, pair{Question: q, Answer: a})
 	}
 	return json.Marshal(out)
+}
+
+// bankPair is the question and answer a bank entry is loaded as: a bank of
+// questions only gets each question as its own answer, since a FAQ pair
+// needs one.
+func bankPair(e retrieval.BankEntry) (q, a string) {
+	q, a = strings.TrimSpace(e.Question), strings.TrimSpace(e.Answer)
+	if a == "" {
+		a = q
+	}
+	return q, a
 }
