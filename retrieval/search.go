@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -67,10 +66,9 @@ func (ix *Index) Search(ctx context.Context, q SearchRequest) ([]Hit, error) {
 	}
 	qv := vecs[0]
 	dim := len(qv)
-	terms := queryTerms(q.Text)
 
 	filter := ""
-	args := []any{pgvector.NewVector(qv), ""}
+	args := []any{pgvector.NewVector(qv), queryTerms(q.Text), maxTerms, maxRanked}
 	if len(q.Tags) > 0 {
 		args = append(args, sanitizeTags(q.Tags))
 		filter += fmt.Sprintf(" AND c.tags && $%d", len(args))
@@ -82,103 +80,121 @@ func (ix *Index) Search(ctx context.Context, q SearchRequest) ([]Hit, error) {
 		args = append(args, q.DocumentID)
 		filter += fmt.Sprintf(" AND c.document_id = $%d", len(args))
 	}
-	// Both candidate lists in one round trip; the vector side orders by the
-	// same expression the HNSW index is built on, so the index serves it.
-	// The LIMIT is written into the statement, not passed: pgx prepares
-	// statements, and after five runs PostgreSQL may switch to a generic
-	// plan, which, not knowing the limit, assumes a tenth of the table and
-	// chooses a sequential scan and sort over the HNSW index (160 ms instead
-	// of 3 ms at 10,000 chunks, and ten times that at 100,000).
-	sql := fmt.Sprintf(`
-		(SELECT c.id, 'v' AS side, 1 - ((c.embedding::vector(%[1]d)) <=> $1::vector(%[1]d)) AS score
-		 FROM chunks c WHERE true %[2]s
-		 ORDER BY (c.embedding::vector(%[1]d)) <=> $1::vector(%[1]d) LIMIT %[3]d)
-		UNION ALL
-		(SELECT c.id, 't', ts_rank(c.tsv, tq, 1)
-		 FROM chunks c, to_tsquery('simple', $2) tq WHERE $2 <> '' AND c.tsv @@ tq %[2]s
-		 ORDER BY 3 DESC LIMIT %[3]d)`, dim, filter, candidates)
+	sql := searchSQL(dim, filter, q.K)
 
-	conn, err := ix.pool.Acquire(ctx)
-	if err != nil {
-		return nil, db.Translate(err, "chunks")
-	}
-	defer conn.Release()
-	// One snapshot for the candidates and their text: under READ COMMITTED
-	// a document replaced between the two statements would lose its hits.
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return nil, db.Translate(err, "chunks")
-	}
-	defer tx.Rollback(ctx)
-	tsq, err := selectiveQuery(ctx, tx, terms)
-	if err != nil {
-		return nil, err
-	}
-	args[1] = tsq
-	// At ten thousand chunks the planner preferred reading every vector
-	// (72 ms) to the HNSW index (6 ms); the index is always the better bet
-	// for the nearest-neighbour side. Iterative scans (pgvector 0.8) keep
-	// filtered searches from coming back short.
-	if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = off; SET LOCAL hnsw.iterative_scan = relaxed_order"); err != nil {
-		return nil, db.Translate(err, "chunks")
-	}
+	// The settings go in the same round trip, in a transaction of their own:
+	// at ten thousand chunks the planner preferred reading every vector
+	// (72 ms) to the HNSW index (6 ms), and the index is always the better
+	// bet for the nearest-neighbour side; iterative scans (pgvector 0.8)
+	// keep filtered searches from coming back short.
+	settings := "SET LOCAL enable_seqscan = off; SET LOCAL hnsw.iterative_scan = relaxed_order"
 	if ix.EFSearch > 0 {
-		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL hnsw.ef_search = %d", ix.EFSearch)); err != nil {
+		settings += fmt.Sprintf("; SET LOCAL hnsw.ef_search = %d", ix.EFSearch)
+	}
+	batch := &pgx.Batch{}
+	batch.Queue("BEGIN READ ONLY")
+	for _, set := range strings.Split(settings, "; ") {
+		batch.Queue(set)
+	}
+	batch.Queue(sql, args...)
+	batch.Queue("COMMIT")
+	br := ix.pool.SendBatch(ctx, batch)
+	defer br.Close()
+	for range 1 + strings.Count(settings, "; ") + 1 {
+		if _, err := br.Exec(); err != nil {
 			return nil, db.Translate(err, "chunks")
 		}
 	}
-	rows, err := tx.Query(ctx, sql, args...)
+	rows, err := br.Query()
 	if err != nil {
 		return nil, db.Translate(err, "chunks")
 	}
-	type cand struct {
-		fused float64
-	}
-	cands := map[string]*cand{}
-	var order []string
-	vr, tr := 0, 0
+	hits := make([]Hit, 0, q.K)
 	for rows.Next() {
-		var id, side string
-		var score float64
-		if err := rows.Scan(&id, &side, &score); err != nil {
+		var h Hit
+		if err := rows.Scan(&h.ChunkID, &h.DocumentID, &h.Title, &h.Heading, &h.Question, &h.Text, &h.Vector); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		c := cands[id]
-		if c == nil {
-			c = &cand{}
-			cands[id] = c
-			order = append(order, id)
-		}
-		if side == "v" {
-			vr++
-			c.fused += 1.0 / float64(rrfK+vr)
-		} else {
-			tr++
-			c.fused += lexicalWeight / float64(rrfK+tr)
-		}
+		hits = append(hits, h)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, db.Translate(err, "chunks")
 	}
-	sort.SliceStable(order, func(i, j int) bool { return cands[order[i]].fused > cands[order[j]].fused })
-	if len(order) > q.K {
-		order = order[:q.K]
-	}
-	if len(order) == 0 {
-		return []Hit{}, tx.Commit(ctx)
-	}
-	hits, err := ix.load(ctx, tx, order, qv)
-	if err != nil {
-		return nil, err
+	if _, err := br.Exec(); err != nil { // COMMIT
+		return nil, db.Translate(err, "chunks")
 	}
 	qTokens := tokenSet(q.Text)
 	for i := range hits {
 		hits[i].Lexical = coverage(qTokens, hits[i].Question+" "+hits[i].Heading+" "+hits[i].Text)
 		hits[i].Score = Calibrate(hits[i].Vector, hits[i].Lexical)
 	}
-	return hits, tx.Commit(ctx)
+	return hits, br.Close()
+}
+
+// searchSQL is the statement of a search with the given vector dimension,
+// filter (conditions on chunks c) and number of hits.
+//
+// The whole search is one statement, so it sees one snapshot (a
+// document replaced meanwhile cannot lose its hits) and costs one round
+// trip with its settings (below): it used to take seven (begin, term
+// statistics, three settings, candidates, texts, commit), and on a busy
+// machine every round trip waits for the scheduler.
+//
+//   - terms: the query's rarest terms, joined by OR: a term found in more
+//     than a twentieth of the chunks matches too much to tell them apart
+//     and would make the search rank most of them (190 ms for "refund"
+//     at 100,000 chunks), so it is left out, even when nothing is left
+//     (the vector side still answers); terms are taken rarest first
+//     while their document frequencies, summed, stay within maxRanked,
+//     and at most maxTerms of them; terms no chunk has cannot match;
+//   - v: nearest neighbours, ordered by the expression the HNSW index is
+//     built on, so the index serves it;
+//   - t: full-text matches of those terms;
+//   - fused: reciprocal rank fusion of the two lists.
+//
+// The LIMITs are written into the statement, not passed: pgx prepares
+// statements, and after five runs PostgreSQL may switch to a generic
+// plan, which, not knowing the limit, assumes a tenth of the table and
+// chooses a sequential scan and sort over the HNSW index (160 ms instead
+// of 3 ms at 10,000 chunks, and ten times that at 100,000).
+func searchSQL(dim int, filter string, k int) string {
+	return fmt.Sprintf(`
+		WITH total AS (
+			SELECT greatest(max(reltuples), 0)::bigint AS n FROM pg_class WHERE oid = 'chunks'::regclass
+		), ranked AS (
+			SELECT s.lexeme, s.df,
+				sum(s.df) OVER (ORDER BY s.df, s.lexeme) AS cum,
+				row_number() OVER (ORDER BY s.df, s.lexeme) AS pos
+			FROM term_stats s WHERE s.lexeme = ANY($2) AND s.df > 0
+		), terms AS (
+			SELECT coalesce(string_agg(r.lexeme, ' | ' ORDER BY r.df, r.lexeme), '') AS q
+			FROM ranked r, total
+			WHERE r.df <= greatest(total.n / 20, 50) AND r.cum <= $4 AND r.pos <= $3
+		), v AS (
+			SELECT id, row_number() OVER (ORDER BY d) AS rank FROM (
+				SELECT c.id, (c.embedding::vector(%[1]d)) <=> $1::vector(%[1]d) AS d
+				FROM chunks c WHERE true %[2]s
+				ORDER BY (c.embedding::vector(%[1]d)) <=> $1::vector(%[1]d) LIMIT %[3]d) nn
+		), t AS (
+			SELECT id, row_number() OVER (ORDER BY r DESC, id) AS rank FROM (
+				SELECT c.id, ts_rank(c.tsv, tq, 1) AS r
+				FROM chunks c, terms, to_tsquery('simple', terms.q) tq
+				WHERE terms.q <> '' AND c.tsv @@ tq %[2]s
+				ORDER BY 2 DESC LIMIT %[3]d) ft
+		), fused AS (
+			SELECT coalesce(v.id, t.id) AS id,
+				coalesce(1.0 / (%[4]d + v.rank), 0) + coalesce(%[5]g / (%[4]d + t.rank), 0) AS score,
+				least(v.rank, t.rank + %[3]d) AS tie
+			FROM v FULL JOIN t ON t.id = v.id
+			ORDER BY score DESC, tie LIMIT %[6]d
+		)
+		SELECT c.id, c.document_id, d.title, c.heading, c.question, c.text,
+			1 - ((c.embedding::vector(%[1]d)) <=> $1::vector(%[1]d))
+		FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id
+		ORDER BY f.score DESC, f.tie`, dim, filter, candidates, rrfK, lexicalWeight, k)
+
 }
 
 // maxTerms bounds the full-text query to the rarest terms of the question.
@@ -186,13 +202,14 @@ const maxTerms = 8
 
 // maxRanked bounds the chunks the full-text side ranks: terms are taken
 // rarest first while their document frequencies, summed, stay within it.
-// It binds only above about 10,000 chunks (below, eight terms each in at
-// most a twentieth of the chunks stay within it). At 100,000 chunks it took
-// the full-text side's p99 from 30-44 ms to 11 ms over 300 held-out
-// questions (retrieval/search_bench_test.go's corpus), with the same share
-// of first hits of the question's intent (0.740), so search time no longer
-// grows with the knowledge base through terms that are merely common-ish.
-const maxRanked = 4000
+// Ranking costs a heap fetch per matching chunk (EXPLAIN ANALYZE at 100,000
+// chunks: 2,000 to 2,700 chunks ranked in 18 to 28 ms of a loaded
+// machine's time, most of a bot turn), while the side's worth is in rare
+// terms (names, model codes) that the vector side may miss. At 4,000 the
+// bound cost BQ Recall@1 0.170 against 0.176 at 1,000 (5,172 FAQs, where
+// a twentieth of the chunks is about 260): terms as common as that blur
+// the ranking more than they help it.
+const maxRanked = 1000
 
 // queryTerms returns the distinct analysed tokens of text.
 func queryTerms(text string) []string {
@@ -205,86 +222,6 @@ func queryTerms(text string) []string {
 		}
 	})
 	return out
-}
-
-// selectiveQuery builds the full-text query from the question's rarest
-// terms: a term found in more than a twentieth of the chunks matches too
-// much to tell them apart and would make the search scan most of them, so
-// it is left out, even when nothing is left (the vector side still
-// answers): ranking every chunk that has "refund" took 190 ms at 100,000
-// chunks. Terms no chunk has are left out too: they cannot match.
-func selectiveQuery(ctx context.Context, tx pgx.Tx, terms []string) (string, error) {
-	if len(terms) == 0 {
-		return "", nil
-	}
-	rows, err := tx.Query(ctx, `SELECT lexeme, df,
-		greatest((SELECT reltuples FROM pg_class WHERE oid = 'chunks'::regclass), 0)::bigint
-		FROM term_stats WHERE lexeme = ANY($1) AND df > 0 ORDER BY df, lexeme`, terms)
-	if err != nil {
-		return "", db.Translate(err, "chunks")
-	}
-	defer rows.Close()
-	type term struct {
-		lexeme string
-		df     int64
-	}
-	var found []term
-	var total int64
-	for rows.Next() {
-		var t term
-		if err := rows.Scan(&t.lexeme, &t.df, &total); err != nil {
-			return "", err
-		}
-		found = append(found, t)
-	}
-	if err := rows.Err(); err != nil {
-		return "", db.Translate(err, "chunks")
-	}
-	limit := max(total/20, 50)
-	var kept []string
-	var ranked int64
-	for _, t := range found {
-		if t.df > limit || ranked+t.df > maxRanked {
-			break // found is in order of df: no later term fits either
-		}
-		kept = append(kept, t.lexeme)
-		ranked += t.df
-		if len(kept) == maxTerms {
-			break
-		}
-	}
-	return strings.Join(kept, " | "), nil
-}
-
-// load fetches the hits' text and titles, in the given order.
-// Each hit's cosine similarity is computed here, so hits found only by the
-// full-text side have one too.
-func (ix *Index) load(ctx context.Context, tx pgx.Tx, ids []string, qv []float32) ([]Hit, error) {
-	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT c.id, c.document_id, d.title, c.heading, c.question, c.text,
-		1 - ((c.embedding::vector(%[1]d)) <=> $2::vector(%[1]d))
-		FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ANY($1)`, len(qv)), ids, pgvector.NewVector(qv))
-	if err != nil {
-		return nil, db.Translate(err, "chunks")
-	}
-	defer rows.Close()
-	byID := map[string]Hit{}
-	for rows.Next() {
-		var h Hit
-		if err := rows.Scan(&h.ChunkID, &h.DocumentID, &h.Title, &h.Heading, &h.Question, &h.Text, &h.Vector); err != nil {
-			return nil, err
-		}
-		byID[h.ChunkID] = h
-	}
-	if err := rows.Err(); err != nil {
-		return nil, db.Translate(err, "chunks")
-	}
-	out := make([]Hit, 0, len(ids))
-	for _, id := range ids {
-		if h, ok := byID[id]; ok {
-			out = append(out, h)
-		}
-	}
-	return out, nil
 }
 
 // tokenSet is the set of distinct analyzed tokens of text.
