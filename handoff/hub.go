@@ -21,6 +21,7 @@ type Subscription struct {
 	C       <-chan Event
 	c       chan Event
 	fn      func(Event) bool
+	onDrop  func() // SubscribeFunc's dropped
 	topic   string
 	hub     *Hub
 	once    sync.Once
@@ -42,11 +43,13 @@ func (h *Hub) Subscribe(topic string, buf int) *Subscription {
 // SubscribeFunc registers fn for topic's events: Publish calls it, in
 // publishing order, and it must not block. When it returns false (its
 // owner cannot keep up), the subscription is dropped, as a full channel
-// drops one. It holds no buffer of its own, which matters for the tens of
+// drops one. Whenever the hub drops it (that, or DropAll), it calls
+// dropped, which must not block either, so that the owner resumes by seq;
+// Close does not call it. It holds no buffer of its own, which matters for the tens of
 // thousands of idle customer sockets an instance keeps: the caller queues
 // only what is waiting.
-func (h *Hub) SubscribeFunc(topic string, fn func(Event) bool) *Subscription {
-	s := &Subscription{fn: fn, topic: topic, hub: h}
+func (h *Hub) SubscribeFunc(topic string, fn func(Event) bool, dropped func()) *Subscription {
+	s := &Subscription{fn: fn, onDrop: dropped, topic: topic, hub: h}
 	h.add(s)
 	return s
 }
@@ -89,6 +92,9 @@ func (h *Hub) remove(s *Subscription, dropped bool) {
 		s.mu.Unlock()
 		if s.c != nil {
 			close(s.c)
+		}
+		if dropped && s.onDrop != nil {
+			s.onDrop()
 		}
 	})
 }

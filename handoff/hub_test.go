@@ -188,7 +188,7 @@ func TestHubSubscribeFunc(t *testing.T) {
 	t.Run("DeliversInOrder", func(t *testing.T) {
 		h := handoff.NewHub()
 		var got []int64
-		s := h.SubscribeFunc("c1", func(ev handoff.Event) bool { got = append(got, ev.Seq); return true })
+		s := h.SubscribeFunc("c1", func(ev handoff.Event) bool { got = append(got, ev.Seq); return true }, nil)
 		defer s.Close()
 		publishBounded(t, h, "c1", event(1), event(2), event(3))
 		publishBounded(t, h, "c2", event(9))
@@ -198,22 +198,37 @@ func TestHubSubscribeFunc(t *testing.T) {
 	})
 	t.Run("FalseDrops", func(t *testing.T) {
 		h := handoff.NewHub()
-		calls := 0
-		s := h.SubscribeFunc("c1", func(handoff.Event) bool { calls++; return calls < 2 })
+		calls, drops := 0, 0
+		s := h.SubscribeFunc("c1", func(handoff.Event) bool { calls++; return calls < 2 }, func() { drops++ })
 		publishBounded(t, h, "c1", event(1), event(2), event(3))
-		if calls != 2 || !s.Dropped() || h.Subscribers("c1") != 0 {
-			t.Fatalf("calls %d, dropped %v, subscribers %d; want 2, true, 0", calls, s.Dropped(), h.Subscribers("c1"))
+		if calls != 2 || !s.Dropped() || h.Subscribers("c1") != 0 || drops != 1 {
+			t.Fatalf("calls %d, dropped %v (told %d times), subscribers %d; want 2, true (once), 0", calls, s.Dropped(), drops, h.Subscribers("c1"))
 		}
 		s.Close() // after a drop, still safe
+		if drops != 1 {
+			t.Fatalf("Close after a drop told the owner again")
+		}
 	})
 	t.Run("CloseStops", func(t *testing.T) {
 		h := handoff.NewHub()
-		calls := 0
-		s := h.SubscribeFunc("c1", func(handoff.Event) bool { calls++; return true })
+		calls, drops := 0, 0
+		s := h.SubscribeFunc("c1", func(handoff.Event) bool { calls++; return true }, func() { drops++ })
 		s.Close()
 		publishBounded(t, h, "c1", event(1))
-		if calls != 0 || s.Dropped() {
-			t.Fatalf("calls %d, dropped %v after Close; want 0, false", calls, s.Dropped())
+		if calls != 0 || s.Dropped() || drops != 0 {
+			t.Fatalf("calls %d, dropped %v, told %d times after Close; want 0, false, 0", calls, s.Dropped(), drops)
+		}
+	})
+	t.Run("DropAllTellsTheOwner", func(t *testing.T) {
+		// After the LISTEN connection is lost, events may have been
+		// missed: every owner must learn it and resume by seq.
+		h := handoff.NewHub()
+		dropped := make(chan struct{}, 2)
+		a := h.SubscribeFunc("c1", func(handoff.Event) bool { return true }, func() { dropped <- struct{}{} })
+		b := h.SubscribeFunc("c2", func(handoff.Event) bool { return true }, func() { dropped <- struct{}{} })
+		h.DropAll()
+		if len(dropped) != 2 || !a.Dropped() || !b.Dropped() || h.Subscribers("c1")+h.Subscribers("c2") != 0 {
+			t.Fatalf("%d owners told, dropped %v %v", len(dropped), a.Dropped(), b.Dropped())
 		}
 	})
 }

@@ -342,8 +342,8 @@ func (s *Service) Subscribe(convID string, buf int) *Subscription {
 
 // SubscribeFunc has fn called with a conversation's live events (see
 // Hub.SubscribeFunc).
-func (s *Service) SubscribeFunc(convID string, fn func(Event) bool) *Subscription {
-	return s.hub.SubscribeFunc(convID, fn)
+func (s *Service) SubscribeFunc(convID string, fn func(Event) bool, dropped func()) *Subscription {
+	return s.hub.SubscribeFunc(convID, fn, dropped)
 }
 
 // Typing tells the conversation's other side that role is typing.

@@ -89,6 +89,7 @@ func (s *Server) agentSocket() fiber.Handler {
 			a.write(ctx, admin)
 		}()
 
+		typing := map[string]*throttle{}
 		readFrames(k, func(f agentFrame) {
 			switch f.Type {
 			case "message":
@@ -101,7 +102,14 @@ func (s *Server) agentSocket() fiber.Handler {
 					"seq": res.Message.Seq, "message_id": res.Message.ID})
 			case "typing":
 				if a.holds(f.ConversationID) {
-					_ = svc.Typing(ctx, f.ConversationID, handoff.RoleAgent)
+					th := typing[f.ConversationID]
+					if th == nil {
+						th = &throttle{}
+						typing[f.ConversationID] = th
+					}
+					if th.due() {
+						_ = svc.Typing(ctx, f.ConversationID, handoff.RoleAgent)
+					}
 				}
 			case "ping":
 				k.send(fiber.Map{"type": "pong"})

@@ -159,8 +159,12 @@ type csatRequest struct {
 
 // submitCSAT stores the customer's score; only the customer's token may.
 func (s *Server) submitCSAT(c *fiber.Ctx) error {
-	if a := c.Locals("access").(*access); !a.customer {
+	a := c.Locals("access").(*access)
+	if !a.customer {
 		return errs.Errorf(errs.Forbidden, "only the customer scores a conversation")
+	}
+	if err := s.allowCustomerMessage(c, a, c.Params("id")); err != nil {
+		return err
 	}
 	var req csatRequest
 	if err := parseJSON(c, &req, false); err != nil {

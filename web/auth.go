@@ -133,7 +133,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 		return errs.Errorf(errs.Invalid, "email and password are required")
 	}
 	account := strings.ToLower(strings.TrimSpace(req.Email))
-	addr := c.IP()
+	addr := s.clientIP(c)
 	checks := []struct {
 		l   *limiter
 		key string

@@ -21,6 +21,9 @@ type createConversationRequest struct {
 }
 
 func (s *Server) createConversation(c *fiber.Ctx) error {
+	if ok, wait := s.newConversations.Allow(s.clientIP(c)); !ok {
+		return rateLimited(c, wait, "new conversations from this address")
+	}
 	var req createConversationRequest
 	if err := parseJSON(c, &req, true); err != nil {
 		return err
@@ -144,6 +147,18 @@ func seqParam(c *fiber.Ctx, name string) (int64, error) {
 	return n, nil
 }
 
+// allowCustomerMessage applies the per-conversation message limit to a
+// customer (staff are not limited); c, when not nil, gets Retry-After.
+func (s *Server) allowCustomerMessage(c *fiber.Ctx, a *access, convID string) error {
+	if a.staff != nil {
+		return nil
+	}
+	if ok, wait := s.customerMessages.Allow(convID); !ok {
+		return rateLimited(c, wait, "messages in this conversation")
+	}
+	return nil
+}
+
 type postMessageRequest struct {
 	Text        string `json:"text"`
 	ClientMsgID string `json:"client_msg_id"`
@@ -160,6 +175,9 @@ func (s *Server) postMessage(c *fiber.Ctx) error {
 		author = handoff.Author{Role: handoff.RoleAgent, ID: a.staff.ID}
 	}
 	id := c.Params("id")
+	if err := s.allowCustomerMessage(c, a, id); err != nil {
+		return err
+	}
 	wait := c.QueryBool("wait", false)
 	var sub *handoff.Subscription
 	if wait {

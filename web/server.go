@@ -40,6 +40,13 @@ type Deps struct {
 	Origins       []string      // other allowed browser origins
 	WaitTimeout   time.Duration // bound of ?wait=true
 	MaxTextRunes  int
+	// RateNewConversations and RateMessages are the per-minute limits of
+	// conversations started per client address and of customer messages
+	// per conversation; 0 means no limit.
+	RateNewConversations int
+	RateMessages         int
+	// TrustedProxies are reverse proxies whose X-Forwarded-For is believed.
+	TrustedProxies []string
 	// Ready reports whether the process can serve (database reachable,
 	// migrations current); /readyz answers 503 with its error otherwise.
 	Ready func(ctx context.Context) error
@@ -58,6 +65,11 @@ type Server struct {
 	closing   bool
 	// Failed sign-ins per account and per client address.
 	loginAccounts, loginAddrs *limiter
+	// newConversations limits conversations started per client address;
+	// customerMessages limits customer messages per conversation.
+	newConversations *rateLimiter
+	customerMessages *rateLimiter
+	proxies          proxies
 }
 
 // New builds the Fiber app with every route.
@@ -72,8 +84,11 @@ func New(d Deps) *Server {
 		d.MaxTextRunes = 4000
 	}
 	s := &Server{deps: d, log: d.Logger, sockets: map[*socket]struct{}{},
-		loginAccounts: newLimiter(loginAccountFailures, loginWindow),
-		loginAddrs:    newLimiter(loginAddressFailures, loginWindow)}
+		loginAccounts:    newLimiter(loginAccountFailures, loginWindow),
+		loginAddrs:       newLimiter(loginAddressFailures, loginWindow),
+		newConversations: newRateLimiter(d.RateNewConversations),
+		customerMessages: newRateLimiter(d.RateMessages),
+		proxies:          parseProxies(d.TrustedProxies)}
 	s.App = fiber.New(fiber.Config{
 		AppName: "tandem",
 		// Values from the context stay valid after the handler returns
@@ -81,7 +96,7 @@ func New(d Deps) *Server {
 		Immutable:             true,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
-		BodyLimit:             25 << 20, // knowledge uploads are limited to 20 MB by their handler
+		BodyLimit:             s.maxBodyLimit(), // each route's own limit: bodyLimit
 		ReadTimeout:           60 * time.Second,
 		WriteTimeout:          60 * time.Second,
 		IdleTimeout:           120 * time.Second,
@@ -92,6 +107,7 @@ func New(d Deps) *Server {
 		// socket's memory; docs/benchmarks.md).
 		ReduceMemoryUsage: true,
 	})
+	s.limitBodies()
 	s.App.Use(recover.New())
 	s.App.Use(requestid.New())
 	s.App.Use(s.observe)
@@ -192,6 +208,9 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	if errors.As(err, &fe) {
 		if fc, ok := fiberCodes[fe.Code]; ok {
 			code, msg = fc, fe.Message
+		}
+		if fe.Code == fiber.StatusRequestEntityTooLarge {
+			msg = s.tooLargeMessage(c.Method(), c.Path())
 		}
 	}
 	status, ok := statusOf[code]

@@ -18,14 +18,15 @@ import (
 
 // WebSocket limits and timings.
 const (
-	maxFrameBytes  = 32 << 10 // a frame over this closes the socket (policy violation)
-	readLimitBytes = 1 << 20  // the library refuses larger frames outright
+	maxFrameBytes  = 32 << 10          // a frame over this closes the socket (policy violation)
+	readLimitBytes = 2 * maxFrameBytes // the library refuses larger frames outright (message too big)
 	pongWait       = 60 * time.Second
 	pingEvery      = 25 * time.Second
 	writeWait      = 10 * time.Second
 	sendBuffer     = 256 // events a socket may fall behind before it is dropped
 	replayPage     = 500
-	closeTryAgain  = 1013 // RFC 6455 registry: Try Again Later
+	typingEvery    = 500 * time.Millisecond // typing frames closer than this are ignored
+	closeTryAgain  = 1013                   // RFC 6455 registry: Try Again Later
 	closeGoingAway = websocket.CloseGoingAway
 	closePolicy    = websocket.ClosePolicyViolation
 	closeNormal    = websocket.CloseNormalClosure
@@ -50,6 +51,13 @@ func (k *socket) close(code int, reason string) {
 		// WriteControl may be called concurrently with the writer.
 		_ = k.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
 		close(k.done)
+		// Closing a hijacked connection is left to fasthttp, once the
+		// handler returns; expired deadlines end the reader's read and the
+		// writer's write now, so a client that reads or writes nothing
+		// cannot keep the socket (and its goroutines) alive.
+		if nc := k.conn.NetConn(); nc != nil {
+			_ = nc.SetDeadline(time.Now())
+		}
 		_ = k.conn.Close()
 	})
 }
@@ -166,6 +174,27 @@ func errorFrame(err error, clientMsgID string) fiber.Map {
 		"error": fiber.Map{"code": errs.CodeOf(err), "message": errs.MessageOf(err)}}
 }
 
+// limitedFrame is the error frame of a message over the rate limit; it
+// says when to try again, as Retry-After does over REST.
+func limitedFrame(wait time.Duration, clientMsgID string) fiber.Map {
+	f := errorFrame(rateLimited(nil, wait, "messages in this conversation"), clientMsgID)
+	f["retry_after"] = retryAfter(wait)
+	return f
+}
+
+// throttle reports whether an event of a kind that may be dropped (typing)
+// is due: at most one per typingEvery.
+type throttle struct{ last time.Time }
+
+func (t *throttle) due() bool {
+	now := time.Now()
+	if now.Sub(t.last) < typingEvery {
+		return false
+	}
+	t.last = now
+	return true
+}
+
 // writeBuffers lends sockets a write buffer only while they write, so an
 // idle socket holds none.
 var writeBuffers = &sync.Pool{}
@@ -199,9 +228,25 @@ func (s *Server) customerSocket() fiber.Handler {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 
+		var typing throttle
+		// limited reports (with an error frame) a customer's message over
+		// the conversation's rate limit.
+		limited := func(clientMsgID string) bool {
+			if author.Role != handoff.RoleCustomer {
+				return false
+			}
+			if ok, wait := s.customerMessages.Allow(id); !ok {
+				k.send(limitedFrame(wait, clientMsgID))
+				return true
+			}
+			return false
+		}
 		readFrames(k, func(f clientFrame) {
 			switch f.Type {
 			case "message":
+				if limited(f.ClientMsgID) {
+					return
+				}
 				res, err := svc.PostMessage(ctx, id, author, f.Text, f.ClientMsgID)
 				if err != nil {
 					k.send(errorFrame(err, f.ClientMsgID))
@@ -209,10 +254,15 @@ func (s *Server) customerSocket() fiber.Handler {
 				}
 				k.send(fiber.Map{"type": "ack", "client_msg_id": f.ClientMsgID, "seq": res.Message.Seq, "message_id": res.Message.ID})
 			case "typing":
-				_ = svc.Typing(ctx, id, author.Role)
+				if typing.due() {
+					_ = svc.Typing(ctx, id, author.Role)
+				}
 			case "csat":
 				if author.Role != handoff.RoleCustomer {
 					k.send(errorFrame(errs.Errorf(errs.Forbidden, "only the customer scores a conversation"), ""))
+					return
+				}
+				if limited("") {
 					return
 				}
 				if _, err := svc.SubmitCSAT(ctx, id, f.Score, f.Comment); err != nil {
@@ -293,7 +343,7 @@ func newConvStream(s *Server, k *socket, id, role string, after int64) *convStre
 	k.sink = c.frame
 	// Subscribe first, then replay, so nothing falls between; what both
 	// bring is sent once, by seq.
-	c.sub = s.deps.Conversations.SubscribeFunc(id, c.push)
+	c.sub = s.deps.Conversations.SubscribeFunc(id, c.push, c.dropped)
 	c.mu.Lock()
 	c.kick()
 	c.mu.Unlock()
@@ -316,6 +366,17 @@ func (c *convStream) push(ev handoff.Event) bool {
 	c.events = append(c.events, ev)
 	c.kick()
 	return true
+}
+
+// dropped is called when the hub lets this stream go: it fell behind
+// (push refused an event), or this instance lost its LISTEN connection and
+// may have missed events. Either way the client must resume by seq, so the
+// socket is closed at once, even while the writer is blocked on a slow
+// client. The hub calls it from a publisher's goroutine, which must not
+// wait on this socket.
+func (c *convStream) dropped() {
+	metrics.WebSocketDrops.Inc()
+	go c.k.close(closeTryAgain, "fell behind; reconnect with the last seq you have")
 }
 
 // frame queues a frame from the reader; a socket that is this far behind
@@ -375,11 +436,8 @@ func (c *convStream) write() {
 			return
 		}
 		c.mu.Unlock()
-		if !c.flush(replay, frames, evs, ping) || slow {
-			if slow {
-				metrics.WebSocketDrops.Inc()
-				c.k.close(closeTryAgain, "too slow; reconnect with after="+itoa(c.last))
-			}
+		if slow || !c.flush(replay, frames, evs, ping) {
+			// A slow stream was dropped by the hub, and dropped closes it.
 			c.mu.Lock()
 			c.closed, c.running = true, false
 			c.mu.Unlock()
@@ -463,9 +521,4 @@ func (s *Server) fill(ctx context.Context, k *socket, id string, last *int64) bo
 			return true
 		}
 	}
-}
-
-func itoa(n int64) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }

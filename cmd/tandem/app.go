@@ -111,6 +111,8 @@ func NewMain(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Mai
 		Knowledge: m.Knowledge, Index: m.Index, Bot: m.Bot,
 		Secret: cfg.Secret, PublicURL: cfg.PublicURL, Origins: cfg.Origins,
 		WaitTimeout: cfg.WaitTimeout, MaxTextRunes: cfg.MaxTextRunes,
+		RateNewConversations: cfg.RateNewConversations, RateMessages: cfg.RateMessages,
+		TrustedProxies: cfg.TrustedProxies,
 		Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("database unreachable: %w", err)

@@ -28,6 +28,8 @@ func benchMain(b *testing.B) *Main {
 		"DATABASE_URL": dbtest.New(b), "TANDEM_ADDR": "127.0.0.1:0",
 		"TANDEM_SECRET": strings.Repeat("b", 32), "TANDEM_DATA_DIR": b.TempDir(),
 		"TANDEM_DB_MAX_CONNS": "40", "TANDEM_LOG_LEVEL": "error",
+		// Clients here send far faster than people do.
+		"TANDEM_RATE_MESSAGES": "0", "TANDEM_RATE_NEW_CONVERSATIONS": "0",
 	}
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {

@@ -33,6 +33,17 @@ type Config struct {
 	DBMaxConns   int           // TANDEM_DB_MAX_CONNS
 	PProfAddr    string        // TANDEM_PPROF_ADDR: where to serve Go's profiler; unset: nowhere
 
+	// RateNewConversations is how many conversations one client address may
+	// start per minute (TANDEM_RATE_NEW_CONVERSATIONS); 0 means no limit.
+	RateNewConversations int
+	// RateMessages is how many messages a customer may send in one
+	// conversation per minute, over REST and WebSocket together
+	// (TANDEM_RATE_MESSAGES); 0 means no limit.
+	RateMessages int
+	// TrustedProxies are the addresses or CIDR ranges of reverse proxies
+	// whose X-Forwarded-For header names the client (TANDEM_TRUSTED_PROXIES).
+	TrustedProxies []string
+
 	LLMBaseURL     string        // LLM_BASE_URL: an OpenAI-compatible endpoint; unset means local mode
 	LLMAPIKey      string        // LLM_API_KEY
 	LLMModel       string        // LLM_MODEL
@@ -60,6 +71,9 @@ var Vars = []Var{
 	{"TANDEM_WAIT_TIMEOUT", "20s", "how long ?wait=true waits for the bot's turn"},
 	{"TANDEM_DB_MAX_CONNS", "20", "database connections per instance"},
 	{"TANDEM_PPROF_ADDR", "(unset: off)", "address to serve Go's profiler on (/debug/pprof/), e.g. 127.0.0.1:6060; keep it private"},
+	{"TANDEM_RATE_NEW_CONVERSATIONS", "60", "conversations one client address may start per minute (0: no limit)"},
+	{"TANDEM_RATE_MESSAGES", "60", "messages a customer may send per conversation per minute (0: no limit)"},
+	{"TANDEM_TRUSTED_PROXIES", "(none)", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For names the client"},
 	{"LLM_BASE_URL", "(unset: local mode)", "OpenAI-compatible endpoint, e.g. https://api.openai.com/v1"},
 	{"LLM_API_KEY", "", "API key for the endpoint; also LLM_API_KEY_FILE"},
 	{"LLM_MODEL", "gpt-4o-mini", "chat model name"},
@@ -100,6 +114,17 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	if c.DBMaxConns, err = intVar(getenv, "TANDEM_DB_MAX_CONNS", 20); err != nil {
 		problems = append(problems, err.Error())
+	}
+	if c.RateNewConversations, err = intVar(getenv, "TANDEM_RATE_NEW_CONVERSATIONS", 60); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if c.RateMessages, err = intVar(getenv, "TANDEM_RATE_MESSAGES", 60); err != nil {
+		problems = append(problems, err.Error())
+	}
+	for _, p := range strings.Split(getenv("TANDEM_TRUSTED_PROXIES"), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			c.TrustedProxies = append(c.TrustedProxies, p)
+		}
 	}
 	if c.WaitTimeout, err = durVar(getenv, "TANDEM_WAIT_TIMEOUT", 20*time.Second); err != nil {
 		problems = append(problems, err.Error())
@@ -145,6 +170,14 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxTextRunes < 1 || c.MaxTextRunes > 100000 {
 		problems = append(problems, "TANDEM_MAX_MESSAGE_CHARS must be between 1 and 100000")
+	}
+	if c.RateNewConversations < 0 || c.RateMessages < 0 {
+		problems = append(problems, "TANDEM_RATE_NEW_CONVERSATIONS and TANDEM_RATE_MESSAGES must be 0 (no limit) or more")
+	}
+	for _, p := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			problems = append(problems, fmt.Sprintf("TANDEM_TRUSTED_PROXIES: %q is neither an address nor a CIDR range", p))
+		}
 	}
 	if c.Secret != "" && len(c.Secret) < 16 {
 		problems = append(problems, "TANDEM_SECRET must be at least 16 characters")

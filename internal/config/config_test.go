@@ -41,6 +41,9 @@ func TestLoadDefaults(t *testing.T) {
 		{"LLMModel", c.LLMModel, "gpt-4o-mini"},
 		{"LLMTimeout", c.LLMTimeout, 30 * time.Second},
 		{"EmbeddingModel", c.EmbeddingModel, ""},
+		{"RateNewConversations", c.RateNewConversations, 60},
+		{"RateMessages", c.RateMessages, 60},
+		{"TrustedProxies", len(c.TrustedProxies), 0},
 		{"LLMEnabled", c.LLMEnabled(), false},
 	}
 	for _, ch := range checks {
@@ -60,6 +63,8 @@ func TestLoadValues(t *testing.T) {
 		"TANDEM_WAIT_TIMEOUT":      "3s",
 		"TANDEM_DB_MAX_CONNS":      "5",
 		"LLM_BASE_URL":             "https://llm.example.com/v1",
+		"TANDEM_RATE_MESSAGES":     "0",
+		"TANDEM_TRUSTED_PROXIES":   "10.0.0.0/8, 192.0.2.7",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +81,9 @@ func TestLoadValues(t *testing.T) {
 	if !c.LLMEnabled() {
 		t.Error("LLMEnabled false with LLM_BASE_URL set")
 	}
+	if c.RateMessages != 0 || c.RateNewConversations != 60 || strings.Join(c.TrustedProxies, "|") != "10.0.0.0/8|192.0.2.7" {
+		t.Errorf("rate limits %d/%d, proxies %q", c.RateNewConversations, c.RateMessages, c.TrustedProxies)
+	}
 	if err := c.Validate(); err != nil {
 		t.Errorf("Validate: %v", err)
 	}
@@ -86,12 +94,13 @@ func TestLoadBadNumbers(t *testing.T) {
 		"TANDEM_MAX_MESSAGE_CHARS": "lots",
 		"TANDEM_WAIT_TIMEOUT":      "20",
 		"LLM_TIMEOUT":              "-1s",
+		"TANDEM_RATE_MESSAGES":     "many",
 	}))
 	if err == nil {
 		t.Fatal("no error for bad numbers")
 	}
 	// One message names every problem.
-	for _, want := range []string{"TANDEM_MAX_MESSAGE_CHARS", "TANDEM_WAIT_TIMEOUT", "LLM_TIMEOUT"} {
+	for _, want := range []string{"TANDEM_MAX_MESSAGE_CHARS", "TANDEM_WAIT_TIMEOUT", "LLM_TIMEOUT", "TANDEM_RATE_MESSAGES"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
@@ -165,6 +174,8 @@ func TestValidate(t *testing.T) {
 		{"MaxTextZero", func(c *config.Config) { c.MaxTextRunes = 0 }, "TANDEM_MAX_MESSAGE_CHARS must be between"},
 		{"MaxTextHuge", func(c *config.Config) { c.MaxTextRunes = 100001 }, "TANDEM_MAX_MESSAGE_CHARS must be between"},
 		{"ShortSecret", func(c *config.Config) { c.Secret = "short" }, "TANDEM_SECRET must be at least 16 characters"},
+		{"NegativeRate", func(c *config.Config) { c.RateMessages = -1 }, "TANDEM_RATE_MESSAGES must be 0"},
+		{"BadProxy", func(c *config.Config) { c.TrustedProxies = []string{"10.0.0.0/33"} }, `"10.0.0.0/33" is neither an address nor a CIDR`},
 		{"LLMURLScheme", func(c *config.Config) { c.LLMBaseURL = "llm.example.com" }, "LLM_BASE_URL must start with http:// or https://"},
 	}
 	for _, tc := range tests {
