@@ -64,7 +64,10 @@ func (id *faqID) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ReadBank reads a JSONL FAQ bank; see BankEntry.
+// ReadBank reads a JSONL FAQ bank; see BankEntry. A labelled intent data
+// set ({"text", "intent"} lines) reads as a bank too, each text a question
+// and its intent the FAQ id, so that intent data can stand in for FAQ data
+// in a language that has no FAQ set at hand.
 func ReadBank(r io.Reader) ([]BankEntry, error) {
 	var bank []BankEntry
 	err := readJSONL(r, func(line []byte) error {
@@ -72,9 +75,14 @@ func ReadBank(r io.Reader) ([]BankEntry, error) {
 			FAQID    *faqID `json:"faq_id"`
 			Question string `json:"question"`
 			Answer   string `json:"answer"`
+			Text     string `json:"text"`
+			Intent   *faqID `json:"intent"`
 		}
 		if err := json.Unmarshal(line, &rec); err != nil {
 			return err
+		}
+		if rec.FAQID == nil && rec.Question == "" {
+			rec.FAQID, rec.Question = rec.Intent, rec.Text
 		}
 		if rec.FAQID == nil {
 			return fmt.Errorf("missing faq_id")
@@ -88,16 +96,23 @@ func ReadBank(r io.Reader) ([]BankEntry, error) {
 	return bank, nil
 }
 
-// ReadQueries reads JSONL evaluation queries; see Query.
+// ReadQueries reads JSONL evaluation queries; see Query. Lines of a
+// labelled intent data set ({"text", "intent"}) read as queries answered by
+// the bank entries of their intent (see ReadBank).
 func ReadQueries(r io.Reader) ([]Query, error) {
 	var qs []Query
 	err := readJSONL(r, func(line []byte) error {
 		var rec struct {
 			Question string  `json:"question"`
 			FAQIDs   []faqID `json:"faq_ids"`
+			Text     string  `json:"text"`
+			Intent   *faqID  `json:"intent"`
 		}
 		if err := json.Unmarshal(line, &rec); err != nil {
 			return err
+		}
+		if rec.Question == "" && rec.FAQIDs == nil && rec.Intent != nil {
+			rec.Question, rec.FAQIDs = rec.Text, []faqID{*rec.Intent}
 		}
 		q := Query{Question: rec.Question, FAQIDs: make([]string, len(rec.FAQIDs))}
 		for i, id := range rec.FAQIDs {

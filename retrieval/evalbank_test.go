@@ -57,6 +57,28 @@ func TestReadBankAndQueries(t *testing.T) {
 	})
 }
 
+// TestReadIntentDataAsFAQ reads {text, intent} lines as a bank and as
+// queries.
+func TestReadIntentDataAsFAQ(t *testing.T) {
+	bank, err := ReadBank(strings.NewReader(`{"text": "where is my card", "intent": "card_arrival"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []BankEntry{{FAQID: "card_arrival", Question: "where is my card"}}; !reflect.DeepEqual(bank, want) {
+		t.Errorf("bank = %#v, want %#v", bank, want)
+	}
+	qs, err := ReadQueries(strings.NewReader(`{"text": "card still not here", "intent": "card_arrival", "is_oos": false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Query{{Question: "card still not here", FAQIDs: []string{"card_arrival"}}}; !reflect.DeepEqual(qs, want) {
+		t.Errorf("queries = %#v, want %#v", qs, want)
+	}
+	if _, err := ReadBank(strings.NewReader(`{"text": "no label"}`)); err == nil {
+		t.Error("a line with neither faq_id nor intent was accepted")
+	}
+}
+
 func TestEvalRanking(t *testing.T) {
 	bank := []BankEntry{{FAQID: "1", Question: "a"}, {FAQID: "2", Question: "b"}, {FAQID: "3", Question: "c"}, {FAQID: "4", Question: "same"}}
 	queries := []Query{
