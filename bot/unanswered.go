@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgvector/pgvector-go"
 
@@ -52,21 +53,30 @@ func (u *Unanswered) Record(ctx context.Context, text, reason string, confidence
 	if conversationID != "" {
 		conv = &conversationID
 	}
-	var id string
-	var sim float64
-	err = u.pool.QueryRow(ctx, `SELECT id, 1 - (embedding <=> $1) FROM unanswered
-		WHERE resolved_at IS NULL AND embed_model = $2 AND vector_dims(embedding) = $3
-		ORDER BY embedding <=> $1 LIMIT 1`, v, u.emb.Name(), len(vecs[0])).Scan(&id, &sim)
-	if err == nil && sim >= sameQuestion {
-		_, err = u.pool.Exec(ctx, `UPDATE unanswered SET count = count + 1, last_seen = now(), last_reason = $2,
-			last_confidence = $3, conversation_id = coalesce($4, conversation_id),
-			examples = CASE WHEN cardinality(examples) < 5 AND NOT ($5 = ANY(examples)) THEN examples || $5 ELSE examples END
-			WHERE id = $1`, id, reason, confidence, conv, text)
-		return db.Translate(err, "unanswered")
-	}
-	_, err = u.pool.Exec(ctx, `INSERT INTO unanswered (text, embed_model, embedding, last_reason, last_confidence, conversation_id, examples)
-		VALUES ($1, $2, $3, $4, $5, $6, ARRAY[$1])`, text, u.emb.Name(), v, reason, confidence, conv)
-	return db.Translate(err, "unanswered")
+	// One round trip: the nearest open group takes the question if it is
+	// close enough, else a new group starts. This is a report, not a
+	// message anyone was promised: the commit does not wait for the disk
+	// (synchronous_commit off), so a crash may lose the last few records
+	// but a bot turn does not wait for an fsync (1 to 5 ms here).
+	batch := &pgx.Batch{}
+	batch.Queue("BEGIN")
+	batch.Queue("SET LOCAL synchronous_commit = off")
+	batch.Queue(`WITH near AS (
+			SELECT id FROM unanswered
+			WHERE resolved_at IS NULL AND embed_model = $2 AND vector_dims(embedding) = $3
+				AND 1 - (embedding <=> $1) >= $7
+			ORDER BY embedding <=> $1 LIMIT 1
+		), grouped AS (
+			UPDATE unanswered u SET count = count + 1, last_seen = now(), last_reason = $4,
+				last_confidence = $5, conversation_id = coalesce($6, conversation_id),
+				examples = CASE WHEN cardinality(examples) < 5 AND NOT ($8 = ANY(examples)) THEN examples || $8 ELSE examples END
+			FROM near WHERE u.id = near.id RETURNING u.id
+		)
+		INSERT INTO unanswered (text, embed_model, embedding, last_reason, last_confidence, conversation_id, examples)
+		SELECT $8, $2, $1, $4, $5, $6, ARRAY[$8::text] WHERE NOT EXISTS (SELECT 1 FROM grouped)`,
+		v, u.emb.Name(), len(vecs[0]), reason, confidence, conv, sameQuestion, text)
+	batch.Queue("COMMIT")
+	return db.Translate(u.pool.SendBatch(ctx, batch).Close(), "unanswered")
 }
 
 // Report lists open groups, most asked first.
