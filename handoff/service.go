@@ -44,6 +44,7 @@ type Service struct {
 	stop    context.CancelFunc
 	locksMu sync.Mutex
 	locks   map[string]*convLock
+	batch   batcher // customers' messages, stored in batches (batch.go)
 
 	// kick asks the router for an assignment round.
 	kick chan struct{}
@@ -236,6 +237,9 @@ func (s *Service) PostMessage(ctx context.Context, convID string, author Author,
 	if author.Role == RoleCustomer {
 		// The transcript never keeps a customer's full card number.
 		text = pii.MaskCards(text)
+		if m, state, ok := s.postCustomer(convID, text, clientMsgID); ok {
+			return s.posted(ctx, m, state, &outbox{}), nil
+		}
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -275,21 +279,28 @@ func (s *Service) PostMessage(ctx context.Context, convID string, author Author,
 			return nil, db.Translate(err, "conversation")
 		}
 	}
-	if author.Role == RoleCustomer && conv.State == StateQueued {
-		out.updated = append(out.updated, convID) // the queue's preview changed
-		out.kick = true                           // a round may have skipped it while we held it
-	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, db.Translate(err, "message")
+	}
+	return s.posted(ctx, m, conv.State, out), nil
+}
+
+// posted finishes a stored message after its commit: it publishes the
+// message and what else out holds, and starts the bot's turn when the bot
+// holds the conversation (state is the state after the message).
+func (s *Service) posted(ctx context.Context, m *Message, state State, out *outbox) *PostResult {
+	if m.Role == RoleCustomer && state == StateQueued {
+		out.updated = append(out.updated, m.ConversationID) // the queue's preview changed
+		out.kick = true                                     // a round may have skipped it while we held it
 	}
 	out.add(messageEvent(m))
 	s.flush(ctx, out)
 	metrics.Messages.WithLabelValues(m.Role).Inc()
-	res := &PostResult{Message: *m, Created: true, State: conv.State}
-	if author.Role == RoleCustomer && conv.State == StateBot {
-		res.Turn = s.startTurn(convID, *m)
+	res := &PostResult{Message: *m, Created: true, State: state}
+	if m.Role == RoleCustomer && state == StateBot {
+		res.Turn = s.startTurn(m.ConversationID, *m)
 	}
-	return res, nil
+	return res
 }
 
 // agentMayWrite applies the rule for agents' messages: the assigned agent

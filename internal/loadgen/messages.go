@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tandem-chat/tandem/internal/auth"
@@ -185,6 +186,7 @@ func (c *Config) Messages(ctx context.Context, o MessagesOptions) ([]Result, err
 		cur, prefix = s, p
 		mu.Unlock()
 		cpu0 := cpuOf(a.PID()) + cpuOf(b.PID())
+		pg0 := pgCPU(ctx, dbURL)
 		logf(c.Log, "messages: %d/s for %s (+%s warm-up)", rate, o.Duration, o.Warmup)
 		t0 := time.Now()
 		if c.PProfDir != "" {
@@ -208,6 +210,7 @@ func (c *Config) Messages(ctx context.Context, o MessagesOptions) ([]Result, err
 		waitAll(s, 10*time.Second)
 		elapsed := time.Since(t0)
 		cpu := cpuOf(a.PID()) + cpuOf(b.PID()) - cpu0
+		pg := pgCPU(ctx, dbURL)
 		from := int(float64(rate) * o.Warmup.Seconds())
 		r := Result{Name: fmt.Sprintf("MessagePath/rate=%d", rate), N: total - from}
 		lat, lost := latencies(s, s.delivered, from)
@@ -221,6 +224,7 @@ func (c *Config) Messages(ctx context.Context, o MessagesOptions) ([]Result, err
 		r.Add(float64(lost), "lost")
 		r.Add(float64(s.errors.Load()), "errors")
 		r.Add(cpu.Seconds()*1000/float64(total), "server-cpu-ms/msg")
+		r.Add(pg.since(pg0).Seconds()*1000/float64(total), "pg-cpu-ms/msg")
 		r.Add(LoadAvg(), "load")
 		logf(c.Log, "messages: %s (%.1f s)", r, elapsed.Seconds())
 		out = append(out, r)
@@ -341,4 +345,36 @@ func latencies(s *slots, at []atomic.Int64, from int) (Latencies, int) {
 		l = append(l, time.Duration(t-s.due[i].Load()))
 	}
 	return l.Sorted(), missing
+}
+
+// pgBackends is the CPU time each PostgreSQL backend serving a database
+// has used, by process id (the server runs on this machine).
+type pgBackends map[int]time.Duration
+
+func pgCPU(ctx context.Context, dbURL string) pgBackends {
+	out := pgBackends{}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return out
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	if err != nil {
+		return out
+	}
+	pids, _ := pgx.CollectRows(rows, pgx.RowTo[int32])
+	for _, pid := range pids {
+		out[int(pid)] = cpuOf(int(pid))
+	}
+	return out
+}
+
+// since sums the CPU time used after before, counting backends that
+// started meanwhile from zero.
+func (p pgBackends) since(before pgBackends) time.Duration {
+	var d time.Duration
+	for pid, t := range p {
+		d += t - before[pid]
+	}
+	return d
 }

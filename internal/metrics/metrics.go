@@ -29,6 +29,12 @@ var (
 	Messages = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "tandem_messages_total", Help: "Messages stored, by role.",
 	}, []string{"role"})
+	// MessageBatch observes how many customer messages one statement (one
+	// commit) stored.
+	MessageBatch = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name: "tandem_message_batch_size", Help: "Customer messages stored per statement (group commit).",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+	})
 	// BotDecisions counts the bot's decisions (answer, clarify, escalate, error).
 	BotDecisions = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "tandem_bot_decisions_total", Help: "Bot turns by decision.",
