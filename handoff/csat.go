@@ -59,6 +59,9 @@ func (s *Service) SubmitCSAT(ctx context.Context, convID string, score int, comm
 			return err
 		}
 		out.add(*ev)
+		if err := s.hook(ctx, tx, HookCSAT, conv.ID, map[string]any{"csat": c}, out); err != nil {
+			return err
+		}
 		return s.store.insertAudit(ctx, tx, customerActor, "conversation.csat", "conversation", conv.ID,
 			map[string]any{"score": score, "agent_id": c.AgentID})
 	})

@@ -66,13 +66,20 @@ var fastRouting = handoff.Routing{Tick: 50 * time.Millisecond, Grace: 300 * time
 // service starts a Service on its own pool (like another instance) and
 // stops it when the test ends.
 func (e *env) service(r handoff.Routing) *handoff.Service {
+	e.t.Helper()
+	return e.serviceWith(handoff.Options{Routing: r})
+}
+
+// serviceWith is service with more options.
+func (e *env) serviceWith(opt handoff.Options) *handoff.Service {
 	t := e.t
 	t.Helper()
 	pool, err := db.Open(context.Background(), e.url, 24)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := handoff.NewService(pool, escalator{}, handoff.Options{Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), Routing: r})
+	opt.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	svc := handoff.NewService(pool, escalator{}, opt)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { svc.Run(ctx); close(done) }()

@@ -79,7 +79,7 @@ func teamPhrase(locale, team string) string {
 // systemMessage stores a system message for the customer.
 func (s *Service) systemMessage(ctx context.Context, tx pgx.Tx, conv *Conversation, text, reason string, out *outbox) error {
 	m := &Message{ConversationID: conv.ID, Role: RoleSystem, Text: text, Meta: Meta{Decision: "handoff", Reason: reason}}
-	if err := s.store.insertMessage(ctx, tx, m); err != nil {
+	if err := s.insertMessage(ctx, tx, m, out); err != nil {
 		return err
 	}
 	out.add(messageEvent(m))

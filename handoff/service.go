@@ -25,6 +25,7 @@ type Options struct {
 	Now          func() time.Time // clock; default time.Now
 	Logger       *slog.Logger
 	Routing      Routing // assignment, presence and SLA timings
+	Webhooks     WebhookOptions
 }
 
 // Service is the conversation core: it stores messages with their seq,
@@ -36,6 +37,7 @@ type Service struct {
 	listener  *Listener
 	pub       *Publisher
 	responder Responder
+	hooks     *webhooks
 	log       *slog.Logger
 	opt       Options
 
@@ -93,6 +95,7 @@ func NewService(pool *pgxpool.Pool, responder Responder, opt Options) *Service {
 		sockets:   map[string]string{},
 	}
 	s.turnCtx, s.stop = context.WithCancel(context.Background())
+	s.hooks = newWebhooks(pool, opt.Webhooks, opt.Logger, opt.Now)
 	s.pub = newPublisher(pool, opt.Logger)
 	s.listener = &Listener{pool: pool, hub: s.hub, log: opt.Logger, ready: make(chan struct{}),
 		load: func(ctx context.Context, id string, seq int64) (*Message, error) {
@@ -120,9 +123,10 @@ func (s *Service) Run(ctx context.Context) {
 		}
 		cancel()
 	}()
-	s.routed.Add(2)
+	s.routed.Add(3)
 	go func() { defer s.routed.Done(); s.route(rctx) }()
 	go func() { defer s.routed.Done(); s.beat(rctx) }()
+	go func() { defer s.routed.Done(); s.hooks.run(rctx) }()
 	s.listener.Run(ctx)
 }
 
@@ -271,7 +275,7 @@ func (s *Service) PostMessage(ctx context.Context, convID string, author Author,
 		}
 	}
 	m := &Message{ConversationID: convID, Role: author.Role, AuthorID: author.ID, Text: text, ClientMsgID: clientMsgID}
-	if err := s.store.insertMessage(ctx, tx, m); err != nil {
+	if err := s.insertMessage(ctx, tx, m, out); err != nil {
 		return nil, err
 	}
 	if author.Role == RoleAgent && conv.State == StateAssigned && conv.AssignedTo == author.ID && conv.answeredAt == nil {
@@ -326,6 +330,15 @@ func or(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// insertMessage stores a message inside tx, with its message.created
+// webhook deliveries.
+func (s *Service) insertMessage(ctx context.Context, tx pgx.Tx, m *Message, out *outbox) error {
+	if err := s.store.insertMessage(ctx, tx, m); err != nil {
+		return err
+	}
+	return s.hook(ctx, tx, HookMessage, m.ConversationID, map[string]any{"message": m}, out)
 }
 
 // messageEvent is the event that announces a stored message.
@@ -464,7 +477,7 @@ func (s *Service) applyReply(ctx context.Context, convID string, reply Reply) er
 	out := &outbox{}
 	if strings.TrimSpace(reply.Text) != "" {
 		m := &Message{ConversationID: convID, Role: role, Text: reply.Text, Meta: reply.Meta}
-		if err := s.store.insertMessage(ctx, tx, m); err != nil {
+		if err := s.insertMessage(ctx, tx, m, out); err != nil {
 			return err
 		}
 		out.add(messageEvent(m))

@@ -165,7 +165,9 @@ func (s *store) insertMessage(ctx context.Context, tx pgx.Tx, m *Message) error 
 		client = &m.ClientMsgID
 	}
 	m.Seq = seq
-	m.CreatedAt = s.now()
+	// PostgreSQL keeps microseconds: the message sent live (socket,
+	// webhook) reads the same as the one read back.
+	m.CreatedAt = s.now().Truncate(time.Microsecond)
 	err = tx.QueryRow(ctx, `INSERT INTO messages (conversation_id, seq, role, author_id, text, meta, client_msg_id, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
 		m.ConversationID, seq, m.Role, author, m.Text, meta, client, m.CreatedAt).Scan(&m.ID)

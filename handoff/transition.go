@@ -79,6 +79,8 @@ type outbox struct {
 	updated []string
 	// kick asks for an assignment round.
 	kick bool
+	// hooks says webhook deliveries were queued: the worker is woken.
+	hooks bool
 }
 
 type topicEvent struct {
@@ -266,6 +268,13 @@ func (s *Service) move(ctx context.Context, tx pgx.Tx, conv *Conversation, m mov
 	conv.State = m.to
 	conv.UpdatedAt = now
 	transitions.WithLabelValues(string(m.to), m.reason).Inc()
+	switch m.to {
+	case StateAssigned:
+		return s.hook(ctx, tx, HookAssigned, conv.ID, map[string]any{"conversation": conv,
+			"agent": map[string]string{"id": m.agent, "name": assignee}, "reason": m.reason}, out)
+	case StateClosed:
+		return s.hook(ctx, tx, HookClosed, conv.ID, map[string]any{"conversation": conv, "resolution": m.resolution}, out)
+	}
 	return nil
 }
 
@@ -287,6 +296,9 @@ func (s *Service) flush(ctx context.Context, out *outbox) {
 	}
 	if out.kick {
 		s.Kick()
+	}
+	if out.hooks {
+		s.hooks.wake()
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"sort"
@@ -98,6 +99,11 @@ var roleMatrix = map[string]string{
 	"POST /api/v1/users":                          "UUUDDA",
 	"PATCH /api/v1/users/:id":                     "UUUDDA",
 	"GET /api/v1/metrics/summary":                 "UUUDDA",
+	"GET /api/v1/webhooks":                        "UUUDDA",
+	"POST /api/v1/webhooks":                       "UUUDDA",
+	"GET /api/v1/webhooks/:id":                    "UUUDDA",
+	"PATCH /api/v1/webhooks/:id":                  "UUUDDA",
+	"DELETE /api/v1/webhooks/:id":                 "UUUDDA",
 }
 
 // matrixFixture is what the matrix's paths point at.
@@ -595,4 +601,223 @@ func TestConversationIDs(t *testing.T) {
 	if _, resp, err := d.Dial(s.wsURL(b.ID, a.Token, 0), nil); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("socket of another conversation: %v %v", err, resp)
 	}
+}
+
+// TestAuditLog does each kind of staff action the audit log must cover
+// (sign-in and sign-out, assignment, transfer, close, knowledge changes,
+// settings: bot policy, intents, teams, canned replies; role changes) over
+// the API, and checks that each wrote a record naming who did it, readable
+// by admins only.
+func TestAuditLog(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, dbtest.New(t))
+	ctx := context.Background()
+	adminID, admin := s.staff(t, "Ada Admin", "admin")
+	editorID, editor := s.staff(t, "Eddie Editor", "editor")
+	const password = "audit-password"
+	agentUser, err := s.Auth.CreateUser(ctx, auth.NewUser{Email: "alex@example.com", Password: password, DisplayName: "Alex Agent", Roles: []string{auth.RoleAgent}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentID := agentUser.ID
+	cheapenPassword(t, s.Pool, "alex@example.com", password)
+	var li struct{ Token string }
+	s.login(t, "alex@example.com", password).expect(t, http.StatusOK).decode(t, &li)
+	agent := li.Token
+	s.login(t, "alex@example.com", "wrong password").expect(t, http.StatusUnauthorized)
+
+	c := s.createConversation(t)
+	conv := "/api/v1/conversations/" + c.ID
+	s.do(t, "POST", conv+"/claim", agent, nil).expect(t, http.StatusOK)
+	s.do(t, "POST", "/api/v1/teams", admin, map[string]any{"name": "Billing"}).expect(t, http.StatusCreated)
+	s.do(t, "PUT", "/api/v1/teams/Billing/members/"+agentID, admin, nil).expect(t, http.StatusOK)
+	s.do(t, "POST", conv+"/transfer", agent, map[string]any{"team": "Billing", "note": "billing question"}).expect(t, http.StatusOK)
+	s.do(t, "POST", conv+"/claim", agent, nil).expect(t, http.StatusOK)
+	s.do(t, "POST", conv+"/close", agent, map[string]any{"resolution": "resolved"}).expect(t, http.StatusOK)
+	s.do(t, "POST", "/api/v1/canned-replies", admin, map[string]any{"title": "Hi", "text": "Hello!"}).expect(t, http.StatusCreated)
+
+	var doc struct{ ID string }
+	s.upload(t, "POST", "/api/v1/knowledge/documents", editor, "file", "gift.md", []byte("# Gift wrapping\n\nGift wrapping costs $5.\n")).
+		expect(t, http.StatusCreated).decode(t, &doc)
+	s.upload(t, "PUT", "/api/v1/knowledge/documents/"+doc.ID, editor, "file", "gift.md", []byte("# Gift wrapping\n\nGift wrapping costs $6.\n")).expect(t, http.StatusOK)
+	s.do(t, "DELETE", "/api/v1/knowledge/documents/"+doc.ID, editor, nil).expect(t, http.StatusNoContent)
+	var unanswered string
+	if err := s.Pool.QueryRow(ctx, `INSERT INTO unanswered (text, embed_model, embedding, last_reason)
+		VALUES ('Do you ship to Mars?', 'test', '[1,0,0]', 'no_answer') RETURNING id`).Scan(&unanswered); err != nil {
+		t.Fatal(err)
+	}
+	s.do(t, "POST", "/api/v1/reports/unanswered/"+unanswered+"/resolve", editor, nil).expect(t, http.StatusNoContent)
+
+	s.do(t, "PUT", "/api/v1/bot/policy", admin, map[string]any{"low_turns": 3}).expect(t, http.StatusOK)
+	var intents struct {
+		Intents []map[string]any `json:"intents"`
+	}
+	s.do(t, "GET", "/api/v1/intents", admin, nil).expect(t, http.StatusOK).decode(t, &intents)
+	s.do(t, "PUT", "/api/v1/intents", admin, intents).expect(t, http.StatusOK)
+	s.do(t, "POST", "/api/v1/intents/import", admin, `{"text":"where is my parcel","intent":"order_status"}`+"\n").expect(t, http.StatusOK)
+	s.do(t, "PATCH", "/api/v1/users/"+editorID, admin, map[string]any{"roles": []string{"editor", "agent"}}).expect(t, http.StatusOK)
+	s.do(t, "POST", "/api/v1/webhooks", admin, map[string]any{"url": "https://crm.example.com/hook", "events": []string{"conversation.closed"}}).
+		expect(t, http.StatusCreated)
+	s.do(t, "POST", "/api/v1/auth/logout", agent, nil).expect(t, http.StatusNoContent)
+
+	for _, tok := range []string{editor, "", c.Token} {
+		if r := s.do(t, "GET", "/api/v1/audit", tok, nil); r.status != http.StatusForbidden && r.status != http.StatusUnauthorized {
+			t.Fatalf("the audit log answered %d to a non-admin: %s", r.status, r.body)
+		}
+	}
+	var out struct {
+		Records []struct {
+			ActorID     string         `json:"actor_id"`
+			ActorRole   string         `json:"actor_role"`
+			Action      string         `json:"action"`
+			SubjectType string         `json:"subject_type"`
+			SubjectID   string         `json:"subject_id"`
+			Data        map[string]any `json:"data"`
+		} `json:"records"`
+	}
+	s.do(t, "GET", "/api/v1/audit?limit=500", admin, nil).expect(t, http.StatusOK).decode(t, &out)
+	for _, want := range []struct{ action, actor, subject string }{
+		{"auth.login", agentID, agentID},
+		{"auth.login_failed", agentID, agentID},
+		{"auth.logout", agentID, agentID},
+		{"conversation.assigned", agentID, c.ID},
+		{"conversation.transfer", agentID, c.ID},
+		{"conversation.closed", agentID, c.ID},
+		{"team.create", adminID, ""},
+		{"team.member.add", adminID, ""},
+		{"canned_reply.create", adminID, ""},
+		{"knowledge.create", editorID, doc.ID},
+		{"knowledge.replace", editorID, doc.ID},
+		{"knowledge.delete", editorID, doc.ID},
+		{"unanswered.resolve", editorID, unanswered},
+		{"settings.update", adminID, "bot.policy"},
+		{"intents.replace", adminID, "intents"},
+		{"intents.import", adminID, "intents"},
+		{"user.update", adminID, editorID},
+		{"webhook.create", adminID, ""},
+	} {
+		found := false
+		for _, r := range out.Records {
+			if r.Action == want.action && r.ActorID == want.actor && (want.subject == "" || r.SubjectID == want.subject) {
+				found = true
+				if r.Action == "user.update" && r.Data["roles"] == nil {
+					t.Errorf("role change recorded without the roles: %+v", r)
+				}
+				if r.Action == "conversation.transfer" && r.Data["to_team"] != "Billing" {
+					t.Errorf("transfer recorded without its team: %+v", r)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no %s record by %s on %q", want.action, want.actor, want.subject)
+		}
+	}
+	if strings.Contains(fmt.Sprint(out.Records), password) {
+		t.Error("a password reached the audit log")
+	}
+}
+
+// TestWebhooksAPI configures an endpoint over the admin API and checks, at
+// a real receiver, that a customer's message arrives as message.created,
+// signed with the secret the API returned, carrying the message as the API
+// shows it; that rotating the secret signs with the new one; and that the
+// endpoint's page lists its deliveries.
+func TestWebhooksAPI(t *testing.T) {
+	t.Parallel()
+	s := startPlaceholderServer(t, dbtest.New(t))
+	_, admin := s.staff(t, "Ada Admin", "admin")
+	type got struct {
+		ts, sig, delivery string
+		body              []byte
+	}
+	recv := make(chan got, 100)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		recv <- got{r.Header.Get("Tandem-Timestamp"), r.Header.Get("Tandem-Signature"), r.Header.Get("Tandem-Delivery"), b}
+	}))
+	t.Cleanup(rcv.Close)
+	next := func() got {
+		t.Helper()
+		select {
+		case g := <-recv:
+			return g
+		case <-time.After(wait):
+			t.Fatal("no webhook request")
+		}
+		return got{}
+	}
+
+	s.do(t, "POST", "/api/v1/webhooks", admin, map[string]any{"url": "javascript:alert(1)", "events": []string{"message.created"}}).expect(t, http.StatusBadRequest)
+	var created struct {
+		Webhook struct {
+			ID     string   `json:"id"`
+			Events []string `json:"events"`
+		} `json:"webhook"`
+		Secret string `json:"secret"`
+	}
+	s.do(t, "POST", "/api/v1/webhooks", admin, map[string]any{"url": rcv.URL + "/tandem", "events": []string{"message.created"}}).
+		expect(t, http.StatusCreated).decode(t, &created)
+	if !strings.HasPrefix(created.Secret, "whsec_") || len(created.Secret) < 40 {
+		t.Fatalf("secret %q", created.Secret)
+	}
+	list := s.do(t, "GET", "/api/v1/webhooks", admin, nil).expect(t, http.StatusOK)
+	if strings.Contains(string(list.body), created.Secret) {
+		t.Fatal("the list shows the secret")
+	}
+
+	c := s.createConversation(t)
+	msg := s.post(t, c, "Where is my order?", "w1")
+	g := next()
+	if !handoff.VerifyWebhook(created.Secret, g.ts, g.body, g.sig) {
+		t.Fatalf("signature %q does not verify over %s.%s", g.sig, g.ts, g.body)
+	}
+	var env struct {
+		Type string `json:"type"`
+		Data struct {
+			Message apiMessage `json:"message"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(g.body, &env); err != nil {
+		t.Fatal(err)
+	}
+	if env.Type != "message.created" || env.Data.Message.ID != msg.ID || env.Data.Message.Text != "Where is my order?" ||
+		env.Data.Message.Seq != msg.Seq || !env.Data.Message.CreatedAt.Equal(msg.CreatedAt) {
+		t.Fatalf("event %s, want the message %+v", g.body, msg)
+	}
+	next() // the placeholder's reply
+
+	const rotated = "a-new-secret-for-this-endpoint"
+	s.do(t, "PATCH", "/api/v1/webhooks/"+created.Webhook.ID, admin, map[string]any{"secret": rotated}).expect(t, http.StatusOK)
+	s.post(t, c, "Hello again", "w2")
+	g = next()
+	if !handoff.VerifyWebhook(rotated, g.ts, g.body, g.sig) || handoff.VerifyWebhook(created.Secret, g.ts, g.body, g.sig) {
+		t.Fatal("after rotation the signature is not the new secret's")
+	}
+	next()
+
+	var page struct {
+		Deliveries []struct {
+			ID    string `json:"id"`
+			State string `json:"state"`
+		} `json:"deliveries"`
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		s.do(t, "GET", "/api/v1/webhooks/"+created.Webhook.ID, admin, nil).expect(t, http.StatusOK).decode(t, &page)
+		delivered := 0
+		for _, d := range page.Deliveries {
+			if d.State == "delivered" {
+				delivered++
+			}
+		}
+		if delivered == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries %+v, want 4 delivered", page.Deliveries)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.do(t, "DELETE", "/api/v1/webhooks/"+created.Webhook.ID, admin, nil).expect(t, http.StatusNoContent)
+	s.do(t, "GET", "/api/v1/webhooks/"+created.Webhook.ID, admin, nil).expect(t, http.StatusNotFound)
 }
