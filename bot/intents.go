@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tandem-chat/tandem/internal/audit"
 	"github.com/tandem-chat/tandem/internal/db"
 	"github.com/tandem-chat/tandem/internal/errs"
 )
@@ -215,6 +216,10 @@ func (s *IntentStore) Replace(ctx context.Context, ins []Intent) error {
 	if _, err := tx.Exec(ctx, `UPDATE intents SET updated_at = now() WHERE name = (SELECT min(name) FROM intents)`); err != nil {
 		return db.Translate(err, "intents")
 	}
+	if err := audit.Write(ctx, tx, time.Time{}, audit.ActorOf(ctx), "intents.replace", "setting", "intents",
+		map[string]any{"intents": names}); err != nil {
+		return err
+	}
 	return db.Translate(tx.Commit(ctx), "intents")
 }
 
@@ -269,6 +274,10 @@ func (s *IntentStore) Import(ctx context.Context, examples []Example) (int, erro
 			return 0, errs.Errorf(errs.Invalid, "intent %q: at most 5000 examples", name)
 		}
 		added += max(0, after-before)
+	}
+	if err := audit.Write(ctx, tx, time.Time{}, audit.ActorOf(ctx), "intents.import", "setting", "intents",
+		map[string]any{"intents": names, "examples_added": added}); err != nil {
+		return 0, err
 	}
 	return added, db.Translate(tx.Commit(ctx), "intents")
 }

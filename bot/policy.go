@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tandem-chat/tandem/internal/audit"
 	"github.com/tandem-chat/tandem/internal/db"
 	"github.com/tandem-chat/tandem/internal/errs"
 )
@@ -87,7 +89,27 @@ func SavePolicy(ctx context.Context, pool *pgxpool.Pool, p Policy, userID string
 	if userID != "" {
 		by = &userID
 	}
-	_, err := pool.Exec(ctx, `INSERT INTO settings (key, value, updated_by, updated_at) VALUES ($1, $2, $3, now())
-		ON CONFLICT (key) DO UPDATE SET value = $2, updated_by = $3, updated_at = now()`, policyKey, raw, by)
-	return db.Translate(err, "settings")
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return db.Translate(err, "settings")
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `INSERT INTO settings (key, value, updated_by, updated_at) VALUES ($1, $2, $3, now())
+		ON CONFLICT (key) DO UPDATE SET value = $2, updated_by = $3, updated_at = now()`, policyKey, raw, by); err != nil {
+		return db.Translate(err, "settings")
+	}
+	if err := audit.Write(ctx, tx, time.Time{}, actorOf(ctx, userID), "settings.update", "setting", policyKey, p); err != nil {
+		return err
+	}
+	return db.Translate(tx.Commit(ctx), "settings")
+}
+
+// actorOf is who changes the bot's settings: the request's staff user, or
+// the user named by the caller.
+func actorOf(ctx context.Context, userID string) audit.Actor {
+	a := audit.ActorOf(ctx)
+	if a.ID == "" && userID != "" {
+		return audit.Actor{ID: userID, Role: "admin"}
+	}
+	return a
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgvector/pgvector-go"
 
+	"github.com/tandem-chat/tandem/internal/audit"
 	"github.com/tandem-chat/tandem/internal/db"
 	"github.com/tandem-chat/tandem/retrieval"
 )
@@ -109,12 +110,20 @@ func (u *Unanswered) Resolve(ctx context.Context, id string) error {
 	if !db.ValidID(id) {
 		return errNotFound("unanswered question")
 	}
-	tag, err := u.pool.Exec(ctx, `UPDATE unanswered SET resolved_at = now() WHERE id = $1 AND resolved_at IS NULL`, id)
+	tx, err := u.pool.Begin(ctx)
+	if err != nil {
+		return db.Translate(err, "unanswered")
+	}
+	defer tx.Rollback(ctx)
+	tag, err := tx.Exec(ctx, `UPDATE unanswered SET resolved_at = now() WHERE id = $1 AND resolved_at IS NULL`, id)
 	if err != nil {
 		return db.Translate(err, "unanswered")
 	}
 	if tag.RowsAffected() == 0 {
 		return errNotFound("unanswered question")
 	}
-	return nil
+	if err := audit.Write(ctx, tx, time.Time{}, audit.ActorOf(ctx), "unanswered.resolve", "unanswered", id, nil); err != nil {
+		return err
+	}
+	return db.Translate(tx.Commit(ctx), "unanswered")
 }

@@ -242,7 +242,11 @@ func (s *Service) move(ctx context.Context, tx pgx.Tx, conv *Conversation, m mov
 	if m.to == StateAssigned {
 		audit["agent_id"] = m.agent
 	}
-	if err := s.store.insertAudit(ctx, tx, m.actor, "conversation."+string(m.to), "conversation", conv.ID, audit); err != nil {
+	action := "conversation." + string(m.to)
+	if m.reason == ReasonTransferred {
+		action = "conversation.transfer" // to a team's queue or to an agent: the data says which
+	}
+	if err := s.store.insertAudit(ctx, tx, m.actor, action, "conversation", conv.ID, audit); err != nil {
 		return err
 	}
 

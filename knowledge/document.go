@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tandem-chat/tandem/internal/audit"
 	"github.com/tandem-chat/tandem/internal/db"
 	"github.com/tandem-chat/tandem/internal/errs"
 	"github.com/tandem-chat/tandem/retrieval"
@@ -216,6 +217,10 @@ func (s *Service) Create(ctx context.Context, up Upload) (*Document, bool, error
 	if err := s.writeVersion(ctx, tx, id, 1, p, up.UserID); err != nil {
 		return nil, false, err
 	}
+	if err := audit.Write(ctx, tx, time.Time{}, actorOf(ctx, up.UserID), "knowledge.create", "document", id,
+		map[string]any{"title": p.title, "source_name": p.source, "version": 1, "chunks": len(p.entries), "checksum": p.checksum}); err != nil {
+		return nil, false, err
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, false, db.Translate(err, "document")
 	}
@@ -288,6 +293,10 @@ func (s *Service) Replace(ctx context.Context, id string, up Upload) (*Document,
 		id, p.title, p.source, p.format, p.tags, version, p.checksum, p.size, len(p.entries), nilIfEmpty(up.UserID)); err != nil {
 		return nil, false, db.Translate(err, "document")
 	}
+	if err := audit.Write(ctx, tx, time.Time{}, actorOf(ctx, up.UserID), "knowledge.replace", "document", id,
+		map[string]any{"title": p.title, "source_name": p.source, "version": version, "chunks": len(p.entries), "checksum": p.checksum}); err != nil {
+		return nil, false, err
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, false, db.Translate(err, "document")
 	}
@@ -329,7 +338,20 @@ func (s *Service) Delete(ctx context.Context, id, userID string) error {
 	if _, err := tx.Exec(ctx, `DELETE FROM chunks WHERE document_id = $1`, id); err != nil {
 		return db.Translate(err, "chunks")
 	}
+	if err := audit.Write(ctx, tx, time.Time{}, actorOf(ctx, userID), "knowledge.delete", "document", id, nil); err != nil {
+		return err
+	}
 	return db.Translate(tx.Commit(ctx), "document")
+}
+
+// actorOf is who changes the knowledge base: the request's staff user, or
+// the user an upload names (the CLI names none: the system).
+func actorOf(ctx context.Context, userID string) audit.Actor {
+	a := audit.ActorOf(ctx)
+	if a.ID == "" && userID != "" {
+		return audit.Actor{ID: userID, Role: "editor"}
+	}
+	return a
 }
 
 const documentColumns = `id, title, source_name, format, tags, version, checksum, size_bytes, chunks,
