@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tandem-chat/tandem/internal/db"
@@ -139,7 +140,9 @@ func (s *Service) storeBatch(batch []*batchedPost) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	now := s.store.now()
+	// PostgreSQL keeps microseconds: the acknowledged message reads the
+	// same as the stored one (GET, replay, webhooks).
+	now := s.store.now().Truncate(time.Microsecond)
 	meta, _ := json.Marshal(Meta{})
 	var got []storedRow
 	var err error
@@ -200,10 +203,17 @@ type storedRow struct {
 // runBatch runs batchSQL once; the rows count only when err is nil, which
 // means the statement committed.
 func (s *Service) runBatch(ctx context.Context, convs, texts, clients []string, now time.Time, meta []byte) ([]storedRow, error) {
+	if s.hooks.subscribed(HookMessage) {
+		return s.runBatchHooked(ctx, convs, texts, clients, now, meta)
+	}
 	rows, err := s.pool.Query(ctx, batchSQL, convs, texts, clients, now, meta)
 	if err != nil {
 		return nil, err
 	}
+	return scanStored(rows)
+}
+
+func scanStored(rows pgx.Rows) ([]storedRow, error) {
 	defer rows.Close()
 	var got []storedRow
 	for rows.Next() {
@@ -215,4 +225,48 @@ func (s *Service) runBatch(ctx context.Context, convs, texts, clients []string, 
 	}
 	// An error of the statement or its commit comes with the end of the rows.
 	return got, rows.Err()
+}
+
+// runBatchHooked is runBatch when some webhook wants message.created: the
+// batch and its deliveries commit together (three more round trips per
+// batch, none per message), each delivery carrying the message as the API
+// reads it back.
+func (s *Service) runBatchHooked(ctx context.Context, convs, texts, clients []string, now time.Time, meta []byte) ([]storedRow, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx)
+	rows, err := tx.Query(ctx, batchSQL, convs, texts, clients, now, meta)
+	if err != nil {
+		return nil, err
+	}
+	got, err := scanStored(rows)
+	if err != nil || len(got) == 0 {
+		return got, err
+	}
+	ids := make([]string, len(got))
+	for i, r := range got {
+		ids[i] = r.id
+	}
+	msgs, err := collectMessages(tx.Query(ctx, `SELECT `+messageColumns+` FROM `+messageFrom+` WHERE m.id = ANY($1::uuid[])`, ids))
+	if err != nil {
+		return nil, err
+	}
+	convIDs := make([]string, len(msgs))
+	data := make([]any, len(msgs))
+	for i := range msgs {
+		convIDs[i], data[i] = msgs[i].ConversationID, map[string]any{"message": &msgs[i]}
+	}
+	queued, err := s.hookMany(ctx, tx, HookMessage, convIDs, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	if queued {
+		s.hooks.wake()
+	}
+	return got, nil
 }

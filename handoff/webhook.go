@@ -281,6 +281,29 @@ func (s *Service) hook(ctx context.Context, tx pgx.Tx, event, convID string, dat
 	return nil
 }
 
+// hookMany is hook for many events of one kind in one statement (a batch
+// of messages); it reports whether any delivery was queued.
+func (s *Service) hookMany(ctx context.Context, tx pgx.Tx, event string, convIDs []string, data []any) (bool, error) {
+	if len(convIDs) == 0 || !s.hooks.subscribed(event) {
+		return false, nil
+	}
+	now := s.opt.Now()
+	ids := make([]string, len(convIDs))
+	bodies := make([]string, len(convIDs))
+	for i := range convIDs {
+		ids[i] = uuid.NewString()
+		bodies[i] = string(rawJSON(hookEnvelope{ID: ids[i], Type: event, CreatedAt: now.UTC(), Data: data[i]}))
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (webhook_id, event_id, event, conversation_id, payload, next_attempt_at, created_at)
+		SELECT w.id, e.id, $1, e.conv, e.body::jsonb, $2, $2
+		FROM unnest($3::uuid[], $4::uuid[], $5::text[]) AS e(id, conv, body)
+		CROSS JOIN webhooks w WHERE w.enabled AND $1 = ANY(w.events)`, event, now, ids, convIDs, bodies)
+	if err != nil {
+		return false, db.Translate(err, "webhook delivery")
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
 // validURL checks an endpoint's URL.
 func validURL(raw string) (string, error) {
 	raw = strings.TrimSpace(raw)
