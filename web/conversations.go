@@ -28,6 +28,9 @@ func (s *Server) createConversation(c *fiber.Ctx) error {
 	if err := parseJSON(c, &req, true); err != nil {
 		return err
 	}
+	// The hash is checked on the external id as it is stored (trimmed), so
+	// " 42" signed for one customer cannot open "42"'s history.
+	req.Customer.ExternalID = strings.TrimSpace(req.Customer.ExternalID)
 	verified := false
 	if req.UserHash != "" {
 		if req.Customer.ExternalID == "" {
@@ -208,4 +211,50 @@ func (s *Server) postMessage(c *fiber.Ctx) error {
 		return err
 	}
 	return c.Status(status).JSON(fiber.Map{"message": res.Message, "reply": reply, "state": state})
+}
+
+// customerFromToken is the conversation of the request's customer token.
+func (s *Server) customerFromToken(c *fiber.Ctx) (*handoff.Conversation, error) {
+	tok := bearer(c)
+	if tok == "" || strings.HasPrefix(tok, staffTokenPrefix) {
+		return nil, errs.Errorf(errs.Unauthorized, "a conversation token is required (Authorization: Bearer <token>)")
+	}
+	return s.deps.Conversations.ConversationByToken(c.UserContext(), tok)
+}
+
+// customerHistory is GET /api/v1/customers/me/conversations: the verified
+// customer's conversations (their conversation token proves who they are;
+// the conversation must have been started with a valid user_hash).
+func (s *Server) customerHistory(c *fiber.Ctx) error {
+	conv, err := s.customerFromToken(c)
+	if err != nil {
+		return err
+	}
+	list, err := s.deps.Conversations.History(c.UserContext(), conv, c.QueryInt("limit", 50))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"external_id": conv.Customer.ExternalID, "conversations": list})
+}
+
+// customerHistoryMessages is GET
+// /api/v1/customers/me/conversations/{id}/messages: the messages of one of
+// the verified customer's conversations, read-only.
+func (s *Server) customerHistoryMessages(c *fiber.Ctx) error {
+	conv, err := s.customerFromToken(c)
+	if err != nil {
+		return err
+	}
+	after, err := seqParam(c, "after")
+	if err != nil {
+		return err
+	}
+	msgs, err := s.deps.Conversations.HistoryMessages(c.UserContext(), conv, c.Params("id"), after, 1000)
+	if err != nil {
+		return err
+	}
+	if msgs == nil {
+		msgs = []handoff.Message{}
+	}
+	return c.JSON(fiber.Map{"messages": msgs})
 }

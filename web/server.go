@@ -132,6 +132,8 @@ func (s *Server) routes() {
 	api.Get("/conversations/:id", s.conversationAccess, s.getConversation)
 	api.Get("/conversations/:id/messages", s.conversationAccess, s.listMessages)
 	api.Post("/conversations/:id/messages", s.conversationAccess, s.postMessage)
+	api.Get("/customers/me/conversations", s.customerHistory)
+	api.Get("/customers/me/conversations/:id/messages", s.customerHistoryMessages)
 
 	editor := s.requireStaff(auth.RoleEditor)
 	api.Post("/knowledge/documents", editor, s.createDocument)

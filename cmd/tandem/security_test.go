@@ -24,6 +24,7 @@ import (
 	"github.com/tandem-chat/tandem/internal/auth"
 	"github.com/tandem-chat/tandem/internal/db/dbtest"
 	"github.com/tandem-chat/tandem/knowledge"
+	"github.com/tandem-chat/tandem/web"
 )
 
 // matrixIdentities are who the role matrix tries every route as, in the
@@ -38,72 +39,74 @@ var matrixIdentities = []string{"none", "customer", "other", "editor", "agent", 
 // registers must have a line, so a new route cannot ship without saying
 // who may call it.
 var roleMatrix = map[string]string{
-	"GET /healthz":                                "AAAAAA",
-	"GET /readyz":                                 "AAAAAA",
-	"GET /metrics":                                "AAAAAA",
-	"GET /":                                       "AAAAAA",
-	"GET /chat":                                   "AAAAAA",
-	"GET /console":                                "AAAAAA",
-	"GET /knowledge":                              "AAAAAA",
-	"GET /admin":                                  "AAAAAA",
-	"GET /widget.js":                              "AAAAAA",
-	"GET /ui/*":                                   "AAAAAA",
-	"POST /api/v1/auth/login":                     "AAAAAA",
-	"POST /api/v1/auth/logout":                    "AAAAAA",
-	"GET /api/v1/auth/me":                         "UUUAAA",
-	"POST /api/v1/conversations":                  "AAAAAA",
-	"GET /api/v1/conversations/:id":               "UADDAA",
-	"GET /api/v1/conversations/:id/messages":      "UADDAA",
-	"POST /api/v1/conversations/:id/messages":     "UADDAA",
-	"POST /api/v1/conversations/:id/csat":         "UADDDD",
-	"GET /ws/conversations/:id":                   "UADDAA",
-	"GET /ws/agent":                               "UUUDAA",
-	"GET /api/v1/queue":                           "UUUDAA",
-	"POST /api/v1/conversations/:id/claim":        "UUUDAA",
-	"POST /api/v1/conversations/:id/release":      "UUUDAA",
-	"POST /api/v1/conversations/:id/transfer":     "UUUDAA",
-	"POST /api/v1/conversations/:id/close":        "UUUDAA",
-	"POST /api/v1/conversations/:id/suggest":      "UUUDAA",
-	"GET /api/v1/conversations/:id/transcript":    "UUUDAA",
-	"GET /api/v1/conversations/:id/notes":         "UUUDAA",
-	"POST /api/v1/conversations/:id/notes":        "UUUDAA",
-	"GET /api/v1/agents":                          "UUUDAA",
-	"GET /api/v1/agents/me":                       "UUUDAA",
-	"PUT /api/v1/agents/me/status":                "UUUDAA",
-	"GET /api/v1/teams":                           "UUUDAA",
-	"GET /api/v1/teams/:name":                     "UUUDAA",
-	"POST /api/v1/teams":                          "UUUDDA",
-	"PUT /api/v1/teams/:name":                     "UUUDDA",
-	"PUT /api/v1/teams/:name/members/:user":       "UUUDDA",
-	"DELETE /api/v1/teams/:name/members/:user":    "UUUDDA",
-	"GET /api/v1/canned-replies":                  "UUUDAA",
-	"POST /api/v1/canned-replies":                 "UUUDDA",
-	"PUT /api/v1/canned-replies/:id":              "UUUDDA",
-	"DELETE /api/v1/canned-replies/:id":           "UUUDDA",
-	"GET /api/v1/knowledge/documents":             "UUUADA",
-	"POST /api/v1/knowledge/documents":            "UUUADA",
-	"GET /api/v1/knowledge/documents/:id":         "UUUADA",
-	"PUT /api/v1/knowledge/documents/:id":         "UUUADA",
-	"DELETE /api/v1/knowledge/documents/:id":      "UUUADA",
-	"POST /api/v1/knowledge/search":               "UUUADA",
-	"POST /api/v1/bot/preview":                    "UUUADA",
-	"GET /api/v1/bot/policy":                      "UUUADA",
-	"PUT /api/v1/bot/policy":                      "UUUDDA",
-	"GET /api/v1/intents":                         "UUUADA",
-	"PUT /api/v1/intents":                         "UUUDDA",
-	"POST /api/v1/intents/import":                 "UUUDDA",
-	"GET /api/v1/reports/unanswered":              "UUUADA",
-	"POST /api/v1/reports/unanswered/:id/resolve": "UUUADA",
-	"GET /api/v1/audit":                           "UUUDDA",
-	"GET /api/v1/users":                           "UUUDDA",
-	"POST /api/v1/users":                          "UUUDDA",
-	"PATCH /api/v1/users/:id":                     "UUUDDA",
-	"GET /api/v1/metrics/summary":                 "UUUDDA",
-	"GET /api/v1/webhooks":                        "UUUDDA",
-	"POST /api/v1/webhooks":                       "UUUDDA",
-	"GET /api/v1/webhooks/:id":                    "UUUDDA",
-	"PATCH /api/v1/webhooks/:id":                  "UUUDDA",
-	"DELETE /api/v1/webhooks/:id":                 "UUUDDA",
+	"GET /healthz":                                        "AAAAAA",
+	"GET /readyz":                                         "AAAAAA",
+	"GET /metrics":                                        "AAAAAA",
+	"GET /":                                               "AAAAAA",
+	"GET /chat":                                           "AAAAAA",
+	"GET /console":                                        "AAAAAA",
+	"GET /knowledge":                                      "AAAAAA",
+	"GET /admin":                                          "AAAAAA",
+	"GET /widget.js":                                      "AAAAAA",
+	"GET /ui/*":                                           "AAAAAA",
+	"POST /api/v1/auth/login":                             "AAAAAA",
+	"POST /api/v1/auth/logout":                            "AAAAAA",
+	"GET /api/v1/auth/me":                                 "UUUAAA",
+	"POST /api/v1/conversations":                          "AAAAAA",
+	"GET /api/v1/conversations/:id":                       "UADDAA",
+	"GET /api/v1/conversations/:id/messages":              "UADDAA",
+	"POST /api/v1/conversations/:id/messages":             "UADDAA",
+	"POST /api/v1/conversations/:id/csat":                 "UADDDD",
+	"GET /ws/conversations/:id":                           "UADDAA",
+	"GET /ws/agent":                                       "UUUDAA",
+	"GET /api/v1/queue":                                   "UUUDAA",
+	"POST /api/v1/conversations/:id/claim":                "UUUDAA",
+	"POST /api/v1/conversations/:id/release":              "UUUDAA",
+	"POST /api/v1/conversations/:id/transfer":             "UUUDAA",
+	"POST /api/v1/conversations/:id/close":                "UUUDAA",
+	"POST /api/v1/conversations/:id/suggest":              "UUUDAA",
+	"GET /api/v1/conversations/:id/transcript":            "UUUDAA",
+	"GET /api/v1/conversations/:id/notes":                 "UUUDAA",
+	"POST /api/v1/conversations/:id/notes":                "UUUDAA",
+	"GET /api/v1/agents":                                  "UUUDAA",
+	"GET /api/v1/agents/me":                               "UUUDAA",
+	"PUT /api/v1/agents/me/status":                        "UUUDAA",
+	"GET /api/v1/teams":                                   "UUUDAA",
+	"GET /api/v1/teams/:name":                             "UUUDAA",
+	"POST /api/v1/teams":                                  "UUUDDA",
+	"PUT /api/v1/teams/:name":                             "UUUDDA",
+	"PUT /api/v1/teams/:name/members/:user":               "UUUDDA",
+	"DELETE /api/v1/teams/:name/members/:user":            "UUUDDA",
+	"GET /api/v1/canned-replies":                          "UUUDAA",
+	"POST /api/v1/canned-replies":                         "UUUDDA",
+	"PUT /api/v1/canned-replies/:id":                      "UUUDDA",
+	"DELETE /api/v1/canned-replies/:id":                   "UUUDDA",
+	"GET /api/v1/knowledge/documents":                     "UUUADA",
+	"POST /api/v1/knowledge/documents":                    "UUUADA",
+	"GET /api/v1/knowledge/documents/:id":                 "UUUADA",
+	"PUT /api/v1/knowledge/documents/:id":                 "UUUADA",
+	"DELETE /api/v1/knowledge/documents/:id":              "UUUADA",
+	"POST /api/v1/knowledge/search":                       "UUUADA",
+	"POST /api/v1/bot/preview":                            "UUUADA",
+	"GET /api/v1/bot/policy":                              "UUUADA",
+	"PUT /api/v1/bot/policy":                              "UUUDDA",
+	"GET /api/v1/intents":                                 "UUUADA",
+	"PUT /api/v1/intents":                                 "UUUDDA",
+	"POST /api/v1/intents/import":                         "UUUDDA",
+	"GET /api/v1/reports/unanswered":                      "UUUADA",
+	"POST /api/v1/reports/unanswered/:id/resolve":         "UUUADA",
+	"GET /api/v1/audit":                                   "UUUDDA",
+	"GET /api/v1/users":                                   "UUUDDA",
+	"POST /api/v1/users":                                  "UUUDDA",
+	"PATCH /api/v1/users/:id":                             "UUUDDA",
+	"GET /api/v1/metrics/summary":                         "UUUDDA",
+	"GET /api/v1/customers/me/conversations":              "UADUUU",
+	"GET /api/v1/customers/me/conversations/:id/messages": "UADUUU",
+	"GET /api/v1/webhooks":                                "UUUDDA",
+	"POST /api/v1/webhooks":                               "UUUDDA",
+	"GET /api/v1/webhooks/:id":                            "UUUDDA",
+	"PATCH /api/v1/webhooks/:id":                          "UUUDDA",
+	"DELETE /api/v1/webhooks/:id":                         "UUUDDA",
 }
 
 // matrixFixture is what the matrix's paths point at.
@@ -213,7 +216,12 @@ func (s *server) matrixRequest(t *testing.T, fx *matrixFixture, method, route, w
 	t.Helper()
 	ctx := context.Background()
 	var conv conversation
-	if strings.Contains(route, "/conversations/:id") {
+	switch {
+	case strings.HasPrefix(route, "/api/v1/customers/me/"):
+		// A verified customer's history: the customer's own conversation
+		// is verified; the other customer's is not.
+		conv = s.createVerified(t, "matrix-customer")
+	case strings.Contains(route, "/conversations/:id"):
 		conv = s.createConversation(t)
 	}
 	path := pathParam.ReplaceAllStringFunc(route, func(p string) string {
@@ -225,7 +233,7 @@ func (s *server) matrixRequest(t *testing.T, fx *matrixFixture, method, route, w
 		case p == ":user":
 			return fx.agentID
 		case strings.Contains(route, "/conversations/"):
-			return conv.ID
+			return conv.ID // the customers/me route: the customer's own
 		case strings.Contains(route, "/knowledge/documents/"):
 			return fx.document
 		case strings.Contains(route, "/canned-replies/"):
@@ -820,4 +828,105 @@ func TestWebhooksAPI(t *testing.T) {
 	}
 	s.do(t, "DELETE", "/api/v1/webhooks/"+created.Webhook.ID, admin, nil).expect(t, http.StatusNoContent)
 	s.do(t, "GET", "/api/v1/webhooks/"+created.Webhook.ID, admin, nil).expect(t, http.StatusNotFound)
+}
+
+// createVerified starts a conversation for a customer the site vouches
+// for: external_id with its user_hash (HMAC-SHA256 with the site secret).
+func (s *server) createVerified(t *testing.T, externalID string) conversation {
+	t.Helper()
+	var c conversation
+	s.do(t, "POST", "/api/v1/conversations", "", map[string]any{
+		"customer": map[string]any{"external_id": externalID, "name": "Kim"}, "user_hash": web.UserHash(testSecret, externalID),
+	}).expect(t, http.StatusCreated).decode(t, &c)
+	return c
+}
+
+// TestIdentityVerification checks widget identity verification: with the
+// site secret, user_hash must be the HMAC-SHA256 of external_id (a wrong
+// one is 403); a verified customer lists and reads their earlier verified
+// conversations, never ones started without a hash for their external_id
+// nor anyone else's; an unverified customer sees none.
+func TestIdentityVerification(t *testing.T) {
+	t.Parallel()
+	s := startPlaceholderServer(t, dbtest.New(t))
+	create := func(body map[string]any) *response {
+		return s.do(t, "POST", "/api/v1/conversations", "", body)
+	}
+	cust := func(id string) map[string]any { return map[string]any{"external_id": id, "name": "Kim"} }
+
+	t.Run("WrongHash", func(t *testing.T) {
+		for name, body := range map[string]map[string]any{
+			"Garbage":       {"customer": cust("cust-42"), "user_hash": "deadbeef"},
+			"AnotherID":     {"customer": cust("cust-42"), "user_hash": web.UserHash(testSecret, "cust-7")},
+			"AnotherSecret": {"customer": cust("cust-42"), "user_hash": web.UserHash("some-other-site-secret", "cust-42")},
+			"PaddedID":      {"customer": cust(" cust-42"), "user_hash": web.UserHash(testSecret, " cust-42")},
+			"HashOfNothing": {"customer": cust("cust-42"), "user_hash": web.UserHash(testSecret, "")},
+		} {
+			r := create(body).expect(t, http.StatusForbidden)
+			if code := r.errorCode(t); code != "forbidden" {
+				t.Errorf("%s: code %q", name, code)
+			}
+		}
+		create(map[string]any{"user_hash": web.UserHash(testSecret, "cust-42")}).expect(t, http.StatusBadRequest)
+	})
+
+	first := s.createVerified(t, "cust-42")
+	s.post(t, first, "My parcel never came", "h1")
+	// Someone else claims cust-42 without the site's hash.
+	var forged conversation
+	create(map[string]any{"customer": cust("cust-42")}).expect(t, http.StatusCreated).decode(t, &forged)
+	s.post(t, forged, "Injected into cust-42's history?", "f1")
+	other := s.createVerified(t, "cust-7")
+	s.post(t, other, "Someone else's question", "o1")
+	// Upper-case hex is the same hash.
+	var second conversation
+	create(map[string]any{"customer": cust("cust-42"), "user_hash": strings.ToUpper(web.UserHash(testSecret, "cust-42"))}).
+		expect(t, http.StatusCreated).decode(t, &second)
+	var got struct{ Verified bool }
+	s.do(t, "GET", "/api/v1/conversations/"+second.ID, second.Token, nil).expect(t, http.StatusOK).decode(t, &got)
+	if !got.Verified {
+		t.Fatal("a conversation with a valid user_hash is not verified")
+	}
+
+	t.Run("VerifiedSeesTheirHistory", func(t *testing.T) {
+		var h struct {
+			ExternalID    string `json:"external_id"`
+			Conversations []struct {
+				ID       string `json:"id"`
+				Current  bool   `json:"current"`
+				Messages int    `json:"messages"`
+				Preview  string `json:"preview"`
+			} `json:"conversations"`
+		}
+		s.do(t, "GET", "/api/v1/customers/me/conversations", second.Token, nil).expect(t, http.StatusOK).decode(t, &h)
+		if h.ExternalID != "cust-42" || len(h.Conversations) != 2 || h.Conversations[0].ID != second.ID || !h.Conversations[0].Current ||
+			h.Conversations[1].ID != first.ID || h.Conversations[1].Current || h.Conversations[1].Messages < 1 {
+			t.Fatalf("history %+v: want the second (current) then the first, and no other", h)
+		}
+		var msgs struct{ Messages []apiMessage }
+		s.do(t, "GET", "/api/v1/customers/me/conversations/"+first.ID+"/messages", second.Token, nil).expect(t, http.StatusOK).decode(t, &msgs)
+		if len(msgs.Messages) == 0 || msgs.Messages[0].Text != "My parcel never came" {
+			t.Fatalf("earlier messages %+v", msgs.Messages)
+		}
+		// Not the forged one, not another customer's, not an unknown id.
+		for _, id := range []string{forged.ID, other.ID, "7b5f9f9e-2f0a-4c53-9a3e-3c7f0d2d1e42"} {
+			s.do(t, "GET", "/api/v1/customers/me/conversations/"+id+"/messages", second.Token, nil).expect(t, http.StatusNotFound)
+		}
+		// The history is read-only: the token still opens its own
+		// conversation only.
+		s.do(t, "GET", "/api/v1/conversations/"+first.ID+"/messages", second.Token, nil).expect(t, http.StatusForbidden)
+		s.do(t, "POST", "/api/v1/conversations/"+first.ID+"/messages", second.Token, map[string]string{"text": "hi"}).expect(t, http.StatusForbidden)
+	})
+
+	t.Run("UnverifiedSeesNothing", func(t *testing.T) {
+		for _, c := range []conversation{forged, s.createConversation(t)} {
+			r := s.do(t, "GET", "/api/v1/customers/me/conversations", c.Token, nil).expect(t, http.StatusForbidden)
+			if strings.Contains(string(r.body), first.ID) {
+				t.Fatalf("an unverified customer got the history: %s", r.body)
+			}
+			s.do(t, "GET", "/api/v1/customers/me/conversations/"+first.ID+"/messages", c.Token, nil).expect(t, http.StatusForbidden)
+		}
+		s.do(t, "GET", "/api/v1/customers/me/conversations", "", nil).expect(t, http.StatusUnauthorized)
+		s.do(t, "GET", "/api/v1/customers/me/conversations", "not-a-token", nil).expect(t, http.StatusUnauthorized)
+	})
 }
