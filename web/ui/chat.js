@@ -44,6 +44,14 @@ const STRINGS = {
     csat_send: 'Send rating',
     csat_thanks: 'Thank you for your feedback!',
     confirm_new: 'Start a new conversation? This one stays with our team.',
+    history: 'Earlier conversations',
+    history_back: 'Back to the chat',
+    history_list: 'All earlier conversations',
+    history_loading: 'Loading…',
+    history_empty: 'You have no earlier conversations yet.',
+    history_unavailable: 'Your earlier conversations cannot be shown right now.',
+    history_current: 'This conversation',
+    history_messages: (n) => (n === 1 ? '1 message' : `${n} messages`),
   },
   zh: {
     title: '在线客服',
@@ -83,6 +91,14 @@ const STRINGS = {
     csat_send: '提交评价',
     csat_thanks: '感谢您的评价！',
     confirm_new: '要开始新的会话吗？当前会话会保留给客服团队。',
+    history: '历史会话',
+    history_back: '返回当前对话',
+    history_list: '全部历史会话',
+    history_loading: '加载中…',
+    history_empty: '您还没有历史会话。',
+    history_unavailable: '暂时无法显示您的历史会话。',
+    history_current: '当前会话',
+    history_messages: (n) => `${n} 条消息`,
   },
 };
 
@@ -98,6 +114,14 @@ let identity = {};
 try {
   if (location.hash.length > 1) identity = JSON.parse(decodeURIComponent(location.hash.slice(1))) || {};
 } catch { identity = {}; }
+
+// who names the customer the widget says this is: a stored conversation of
+// someone else (another account signed in on the same browser) is never
+// reopened, so nobody sees another person's chat.
+const who = typeof identity.external_id === 'string' ? identity.external_id : '';
+// verifiable: the site vouches for the customer (user_hash), so their
+// earlier conversations can be listed.
+let verifiable = !!(who && typeof identity.user_hash === 'string' && identity.user_hash);
 
 const STORE = 'tandem.chat.v1';
 const $ = (id) => document.getElementById(id);
@@ -132,7 +156,7 @@ const st = {
 function load() {
   try {
     const v = JSON.parse(localStorage.getItem(STORE) || 'null');
-    if (v && typeof v.id === 'string' && typeof v.token === 'string') return v;
+    if (v && typeof v.id === 'string' && typeof v.token === 'string' && (v.who || '') === who) return v;
   } catch { /* storage unavailable or corrupt */ }
   return null;
 }
@@ -140,7 +164,7 @@ function load() {
 function save() {
   try {
     if (!st.conv) localStorage.removeItem(STORE);
-    else localStorage.setItem(STORE, JSON.stringify({ id: st.conv.id, token: st.conv.token,
+    else localStorage.setItem(STORE, JSON.stringify({ id: st.conv.id, token: st.conv.token, who,
       outbox: st.outbox.map(({ id, text }) => ({ id, text })) }));
   } catch { /* private mode: the chat still works for this page view */ }
 }
@@ -483,10 +507,19 @@ function create() {
     customer.locale = navigator.language || lang;
     if (identity.attributes && typeof identity.attributes === 'object') customer.attributes = identity.attributes;
     const body = { customer };
-    if (identity.user_hash) body.user_hash = identity.user_hash;
-    st.creating = fetch('/api/v1/conversations', {
+    if (verifiable) body.user_hash = identity.user_hash;
+    const post = () => fetch('/api/v1/conversations', {
       method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
-    }).then(async (r) => {
+    });
+    st.creating = post().then(async (r) => {
+      if (r.status === 403 && body.user_hash) {
+        // The site's hash does not match: chat on, as a customer nobody
+        // vouched for, without the earlier conversations.
+        delete body.user_hash;
+        verifiable = false;
+        $('chat-history').hidden = true;
+        r = await post();
+      }
       if (!r.ok) throw new Error(`create: ${r.status}`);
       const c = await r.json();
       st.conv = { id: c.id, token: c.token };
@@ -602,6 +635,72 @@ function reset() {
   setConn(null);
 }
 
+// ---- earlier conversations (verified customers) ---------------------------
+
+const historyEl = $('history');
+const historyBody = $('history-body');
+
+function fmtDay(t) {
+  const d = new Date(t);
+  if (Number.isNaN(d.getTime())) return '';
+  return d.toLocaleString(lang === 'zh' ? 'zh-CN' : 'en-US', { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+// historyAPI calls a customers/me endpoint with the conversation token,
+// which proves who the customer is; it starts the conversation if need be.
+async function historyAPI(path) {
+  if (!st.conv) await create();
+  const r = await fetch(path, { headers: { Authorization: `Bearer ${st.conv.token}` } });
+  if (!r.ok) throw new Error(`history: ${r.status}`);
+  return r.json();
+}
+
+function showHistory(on) {
+  $('chat').classList.toggle('show-history', on);
+  historyEl.hidden = !on;
+  $('chat-history').setAttribute('aria-expanded', String(on));
+  if (on) historyBody.focus();
+  else input.focus();
+}
+
+async function openHistory() {
+  showHistory(true);
+  historyBody.replaceChildren(h('p', { class: 'history-note' }, T.history_loading));
+  let data;
+  try {
+    data = await historyAPI('/api/v1/customers/me/conversations');
+  } catch {
+    historyBody.replaceChildren(h('p', { class: 'history-note', role: 'alert' }, T.history_unavailable));
+    return;
+  }
+  const past = (data.conversations || []).filter((c) => !c.current && c.messages > 0);
+  if (!past.length) {
+    historyBody.replaceChildren(h('p', { class: 'history-note' }, T.history_empty));
+    return;
+  }
+  historyBody.replaceChildren(h('ul', { class: 'history-list' }, past.map((c) => h('li', {},
+    h('button', { type: 'button', class: 'history-item', dataset: { id: c.id }, onclick: () => openPast(c) },
+      h('span', { class: 'when' }, `${fmtDay(c.created_at)} · ${T.history_messages(c.messages)}`),
+      h('span', { class: 'preview' }, c.preview || ''))))));
+}
+
+async function openPast(c) {
+  historyBody.replaceChildren(h('p', { class: 'history-note' }, T.history_loading));
+  let data;
+  try {
+    data = await historyAPI(`/api/v1/customers/me/conversations/${encodeURIComponent(c.id)}/messages`);
+  } catch {
+    historyBody.replaceChildren(h('p', { class: 'history-note', role: 'alert' }, T.history_unavailable));
+    return;
+  }
+  const back = h('button', { type: 'button', class: 'chip', onclick: openHistory }, T.history_list);
+  historyBody.replaceChildren(
+    h('p', { class: 'history-note' }, fmtDay(c.created_at)),
+    h('ol', { class: 'history-transcript', dataset: { id: c.id } }, (data.messages || []).map(messageEl)),
+    h('p', {}, back));
+  historyBody.focus();
+}
+
 // ---- wiring ----------------------------------------------------------------
 
 function autosize() {
@@ -650,6 +749,9 @@ function init() {
   });
   input.addEventListener('input', () => { autosize(); if (input.value.trim()) sendTyping(); });
   $('human').addEventListener('click', () => queue(T.human_request));
+  $('chat-history').hidden = !verifiable;
+  $('chat-history').addEventListener('click', () => (historyEl.hidden ? openHistory() : showHistory(false)));
+  $('history-back').addEventListener('click', () => showHistory(false));
   $('chat-new').addEventListener('click', () => {
     if (st.conv && !confirm(T.confirm_new)) return;
     reset();
