@@ -41,7 +41,7 @@ import (
 const (
 	defaultEpochs   = 10
 	defaultL2       = 3e-6
-	learningRate    = 3.0  // initial; decays linearly to zero
+	learningRate    = 2.0  // initial; decays linearly to zero
 	dropoutRate     = 0.4  // of input features, during training
 	bags            = 2    // models averaged, with different seeds
 	neighbourWeight = 2.0  // of the nearest-neighbour similarity, in logits

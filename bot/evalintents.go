@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"sort"
@@ -237,7 +238,7 @@ func ratio(a, b float64) float64 {
 // Format writes the report as a human-readable table.
 func (r IntentReport) Format(w io.Writer) {
 	fmt.Fprintf(w, "%d test examples (%d out of scope), %d intents, training %.1f s\n", r.N, r.OutOfScope, r.Intents, r.TrainSeconds)
-	fmt.Fprintf(w, "top-1 accuracy (no threshold): %.3f\n", r.Top1Accuracy)
+	fmt.Fprintf(w, "top-1 accuracy (no threshold): %.4f (%d of %d)\n", r.Top1Accuracy, int(math.Round(r.Top1Accuracy*float64(r.N))), r.N)
 	fmt.Fprintf(w, "at threshold %.2f: accuracy %.3f, in-scope accuracy %.3f", r.Threshold, r.Accuracy, r.InScopeAccuracy)
 	if r.OutOfScope > 0 {
 		fmt.Fprintf(w, ", out-of-scope precision %.3f, recall %.3f", r.OOSPrecision, r.OOSRecall)
