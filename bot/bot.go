@@ -170,6 +170,9 @@ func (b *Bot) retrain(ctx context.Context, version string) error {
 	}
 	var clf *Classifier
 	if len(ex) > 0 {
+		for _, q := range routineQuestions {
+			ex = append(ex, Example{Text: q, Intent: IntentOOS})
+		}
 		start := time.Now()
 		clf, err = TrainClassifier(ex, ClassifierOptions{})
 		if err != nil {
