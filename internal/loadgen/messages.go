@@ -187,6 +187,7 @@ func (c *Config) Messages(ctx context.Context, o MessagesOptions) ([]Result, err
 		mu.Unlock()
 		cpu0 := cpuOf(a.PID()) + cpuOf(b.PID())
 		pg0 := pgCPU(ctx, dbURL)
+		upd0, hot0 := hotUpdates(ctx, dbURL)
 		logf(c.Log, "messages: %d/s for %s (+%s warm-up)", rate, o.Duration, o.Warmup)
 		t0 := time.Now()
 		if c.PProfDir != "" {
@@ -211,6 +212,7 @@ func (c *Config) Messages(ctx context.Context, o MessagesOptions) ([]Result, err
 		elapsed := time.Since(t0)
 		cpu := cpuOf(a.PID()) + cpuOf(b.PID()) - cpu0
 		pg := pgCPU(ctx, dbURL)
+		upd, hot := hotUpdates(ctx, dbURL)
 		from := int(float64(rate) * o.Warmup.Seconds())
 		r := Result{Name: fmt.Sprintf("MessagePath/rate=%d", rate), N: total - from}
 		lat, lost := latencies(s, s.delivered, from)
@@ -225,6 +227,9 @@ func (c *Config) Messages(ctx context.Context, o MessagesOptions) ([]Result, err
 		r.Add(float64(s.errors.Load()), "errors")
 		r.Add(cpu.Seconds()*1000/float64(total), "server-cpu-ms/msg")
 		r.Add(pg.since(pg0).Seconds()*1000/float64(total), "pg-cpu-ms/msg")
+		if upd > upd0 {
+			r.Add(100*float64(hot-hot0)/float64(upd-upd0), "conv-hot-update-%")
+		}
 		r.Add(LoadAvg(), "load")
 		logf(c.Log, "messages: %s (%.1f s)", r, elapsed.Seconds())
 		out = append(out, r)
@@ -377,4 +382,18 @@ func (p pgBackends) since(before pgBackends) time.Duration {
 		d += t - before[pid]
 	}
 	return d
+}
+
+// hotUpdates returns how many row updates of conversations there have been,
+// and how many of them were HOT (in place, no index touched). The
+// statistics reach the view within a second or so.
+func hotUpdates(ctx context.Context, dbURL string) (upd, hot int64) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0, 0
+	}
+	defer conn.Close(ctx)
+	time.Sleep(time.Second)
+	_ = conn.QueryRow(ctx, `SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'conversations'`).Scan(&upd, &hot)
+	return upd, hot
 }
