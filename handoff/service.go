@@ -26,6 +26,9 @@ type Options struct {
 	Logger       *slog.Logger
 	Routing      Routing // assignment, presence and SLA timings
 	Webhooks     WebhookOptions
+	// RetentionEvery is how often each instance checks whether the daily
+	// retention run is due; default 1h.
+	RetentionEvery time.Duration
 }
 
 // Service is the conversation core: it stores messages with their seq,
@@ -76,6 +79,9 @@ func NewService(pool *pgxpool.Pool, responder Responder, opt Options) *Service {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
+	if opt.RetentionEvery <= 0 {
+		opt.RetentionEvery = time.Hour
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
@@ -123,10 +129,11 @@ func (s *Service) Run(ctx context.Context) {
 		}
 		cancel()
 	}()
-	s.routed.Add(3)
+	s.routed.Add(4)
 	go func() { defer s.routed.Done(); s.route(rctx) }()
 	go func() { defer s.routed.Done(); s.beat(rctx) }()
 	go func() { defer s.routed.Done(); s.hooks.run(rctx) }()
+	go func() { defer s.routed.Done(); s.retentionDaily(rctx, s.opt.RetentionEvery) }()
 	s.listener.Run(ctx)
 }
 

@@ -29,6 +29,8 @@ Usage:
   tandem eval retrieval --bank F --queries F   retrieval quality on a FAQ bank
   tandem eval intents --train F [--test F]     intent detection quality on labelled examples
   tandem intents import FILE.jsonl             add labelled examples {text, intent} to the intents
+  tandem retention run [--dry-run] [--days N --mode delete|anonymise]
+                            delete or anonymise old closed conversations now (the server does it daily)
   tandem demo-users         create the demo accounts (local databases only)
   tandem loadgen SCENARIO   measure a Tandem under load (sockets, messages, startup)
 
@@ -56,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdEval(ctx, args[1:], stdout, stderr)
 	case "intents":
 		err = cmdIntents(ctx, args[1:], stdout, stderr)
+	case "retention":
+		err = cmdRetention(ctx, args[1:], stdout, stderr)
 	case "demo-users":
 		err = cmdDemoUsers(ctx, args[1:], stdout, stderr)
 	case "loadgen":

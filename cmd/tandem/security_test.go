@@ -102,6 +102,8 @@ var roleMatrix = map[string]string{
 	"GET /api/v1/metrics/summary":                         "UUUDDA",
 	"GET /api/v1/customers/me/conversations":              "UADUUU",
 	"GET /api/v1/customers/me/conversations/:id/messages": "UADUUU",
+	"GET /api/v1/settings/retention":                      "UUUDDA",
+	"PUT /api/v1/settings/retention":                      "UUUDDA",
 	"GET /api/v1/webhooks":                                "UUUDDA",
 	"POST /api/v1/webhooks":                               "UUUDDA",
 	"GET /api/v1/webhooks/:id":                            "UUUDDA",
@@ -929,4 +931,73 @@ func TestIdentityVerification(t *testing.T) {
 		s.do(t, "GET", "/api/v1/customers/me/conversations", "", nil).expect(t, http.StatusUnauthorized)
 		s.do(t, "GET", "/api/v1/customers/me/conversations", "not-a-token", nil).expect(t, http.StatusUnauthorized)
 	})
+}
+
+// TestRetentionSettingAndCommand sets retention over the admin API and
+// runs it with `tandem retention run` (a conversation's close backdated 40
+// days stands in for the clock): a dry run counts, a run anonymises that
+// conversation only.
+func TestRetentionSettingAndCommand(t *testing.T) {
+	dbURL := dbtest.New(t)
+	t.Setenv("DATABASE_URL", dbURL)
+	t.Setenv("TANDEM_SECRET", testSecret)
+	t.Setenv("TANDEM_DATA_DIR", t.TempDir())
+	s := startPlaceholderServer(t, dbURL)
+	ctx := context.Background()
+	_, admin := s.staff(t, "Ada Admin", "admin")
+	_, agent := s.staff(t, "Alex Agent", "agent")
+
+	s.do(t, "PUT", "/api/v1/settings/retention", admin, map[string]any{"days": 30, "mode": "shred"}).expect(t, http.StatusBadRequest)
+	s.do(t, "PUT", "/api/v1/settings/retention", agent, map[string]any{"days": 30}).expect(t, http.StatusForbidden)
+	var got struct {
+		Days int    `json:"days"`
+		Mode string `json:"mode"`
+	}
+	s.do(t, "PUT", "/api/v1/settings/retention", admin, map[string]any{"days": 30, "mode": "anonymise"}).expect(t, http.StatusOK).decode(t, &got)
+	if got.Days != 30 || got.Mode != "anonymise" {
+		t.Fatalf("setting %+v", got)
+	}
+
+	old, recent := s.createConversation(t), s.createConversation(t)
+	for _, c := range []conversation{old, recent} {
+		s.post(t, c, "My phone number is 555 0100", "p-"+c.ID)
+		s.do(t, "POST", "/api/v1/conversations/"+c.ID+"/close", agent, nil).expect(t, http.StatusOK)
+	}
+	if _, err := s.Pool.Exec(ctx, `UPDATE conversations SET closed_at = now() - interval '40 days' WHERE id = $1`, old.ID); err != nil {
+		t.Fatal(err)
+	}
+	cli := func(args ...string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := run(ctx, append([]string{"retention", "run"}, args...), &stdout, &stderr); code != 0 {
+			t.Fatalf("tandem retention run %v: exit %d: %s", args, code, stderr.String())
+		}
+		return stdout.String()
+	}
+	if out := cli("--dry-run"); !strings.Contains(out, "0 would be deleted, 1 would be anonymised") {
+		t.Fatalf("dry run: %q", out)
+	}
+	if out := cli(); !strings.Contains(out, "0 were deleted, 1 were anonymised") {
+		t.Fatalf("run: %q", out)
+	}
+	var tr struct {
+		Messages []apiMessage `json:"messages"`
+	}
+	s.do(t, "GET", "/api/v1/conversations/"+old.ID+"/transcript", agent, nil).expect(t, http.StatusOK).decode(t, &tr)
+	for _, m := range tr.Messages {
+		if strings.Contains(m.Text, "555") {
+			t.Fatalf("anonymised transcript still has %q", m.Text)
+		}
+	}
+	if msgs := s.messages(t, recent, 0); len(msgs) == 0 || !strings.Contains(msgs[0].Text, "555 0100") {
+		t.Fatalf("the recent conversation lost its messages: %+v", msgs)
+	}
+	var audit struct {
+		Records []struct{ Action string } `json:"records"`
+	}
+	s.do(t, "GET", "/api/v1/audit", admin, nil).expect(t, http.StatusOK).decode(t, &audit)
+	actions := fmt.Sprint(audit.Records)
+	if !strings.Contains(actions, "retention.run") || !strings.Contains(actions, "settings.update") {
+		t.Fatalf("audit %s: want the setting and the run", actions)
+	}
 }
