@@ -58,10 +58,19 @@ func (s *Server) checkCSRF(c *fiber.Ctx, session string) error {
 }
 
 // secure reports whether the browser reached us over TLS: the public URL
-// is https, or the connection is TLS, or a trusted proxy says so with
-// X-Forwarded-Proto (Fiber trusts the header only from TrustedProxies).
+// is https, or the connection is TLS, or a trusted proxy
+// (TANDEM_TRUSTED_PROXIES) says so with X-Forwarded-Proto. Anyone else's
+// X-Forwarded-Proto is ignored.
 func (s *Server) secure(c *fiber.Ctx) bool {
-	return strings.HasPrefix(strings.ToLower(s.deps.PublicURL), "https://") || c.Protocol() == "https"
+	if strings.HasPrefix(strings.ToLower(s.deps.PublicURL), "https://") || c.Context().IsTLS() {
+		return true
+	}
+	if !s.proxies.trusts(c.Context().RemoteIP()) {
+		return false
+	}
+	// The first value is the scheme the outermost proxy saw.
+	proto, _, _ := strings.Cut(c.Get(fiber.HeaderXForwardedProto), ",")
+	return strings.EqualFold(strings.TrimSpace(proto), "https")
 }
 
 // sameOrigin reports whether the request's Origin, when it has one, is this

@@ -421,15 +421,25 @@ func sessionCookieOf(t *testing.T, r *response) *http.Cookie {
 func TestSessionCookie(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name   string
-		public string
-		secure bool
-	}{{"HTTP", "", false}, {"HTTPS", "https://support.example.com", true}} {
+		name          string
+		public, proxy string // TANDEM_PUBLIC_URL, TANDEM_TRUSTED_PROXIES
+		forwarded     string // X-Forwarded-Proto sent with every request
+		secure        bool
+	}{
+		{"HTTP", "", "", "", false},
+		{"HTTPS", "https://support.example.com", "", "", true},
+		{"TrustedProxySaysHTTPS", "", "127.0.0.1", "https", true},
+		{"TrustedProxySaysHTTP", "", "127.0.0.1", "http", false},
+		{"UntrustedSaysHTTPS", "", "10.9.9.9", "https", false},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			env := map[string]string{}
 			if tc.public != "" {
 				env["TANDEM_PUBLIC_URL"] = tc.public
+			}
+			if tc.proxy != "" {
+				env["TANDEM_TRUSTED_PROXIES"] = tc.proxy
 			}
 			s := startEnv(t, dbtest.New(t), false, env)
 			const password = "cookie-password"
@@ -437,7 +447,12 @@ func TestSessionCookie(t *testing.T) {
 				t.Fatal(err)
 			}
 			cheapenPassword(t, s.Pool, "agent@example.com", password)
-			r := s.login(t, "agent@example.com", password).expect(t, http.StatusOK)
+			fwd := []string{}
+			if tc.forwarded != "" {
+				fwd = []string{"X-Forwarded-Proto", tc.forwarded}
+			}
+			r := s.do(t, "POST", "/api/v1/auth/login", "", map[string]string{"email": "agent@example.com", "password": password}, fwd...).
+				expect(t, http.StatusOK)
 			ck := sessionCookieOf(t, r)
 			if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Secure != tc.secure || ck.Path != "/" {
 				t.Fatalf("cookie %+v: want HttpOnly, SameSite=Strict, Secure=%v", ck, tc.secure)
@@ -446,7 +461,7 @@ func TestSessionCookie(t *testing.T) {
 				t.Errorf("the sign-in answer may be cached: %v", r.header)
 			}
 			for _, path := range []string{"/console", "/api/v1/auth/me"} {
-				h := s.do(t, "GET", path, "", nil).header
+				h := s.do(t, "GET", path, "", nil, fwd...).header
 				if got := h.Get("Strict-Transport-Security") != ""; got != tc.secure {
 					t.Errorf("%s: Strict-Transport-Security %q, want it only over TLS", path, h.Get("Strict-Transport-Security"))
 				}
