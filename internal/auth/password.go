@@ -19,6 +19,18 @@ const (
 	argonKeyLen  = 32
 )
 
+// hashSlots bounds the argon2 computations running at once: each takes
+// argonMemory, and a burst of sign-ins (failed ones included: an unknown
+// e-mail is checked against a dummy hash) must not take the server's
+// memory with it. Others wait their turn.
+var hashSlots = make(chan struct{}, 4)
+
+func idKey(password, salt []byte, t, m uint32, p uint8, n uint32) []byte {
+	hashSlots <- struct{}{}
+	defer func() { <-hashSlots }()
+	return argon2.IDKey(password, salt, t, m, p, n)
+}
+
 // HashPassword returns an encoded argon2id hash of password, in the PHC
 // string format: $argon2id$v=19$m=65536,t=3,p=2$salt$hash.
 func HashPassword(password string) (string, error) {
@@ -26,7 +38,7 @@ func HashPassword(password string) (string, error) {
 	if _, err := rand.Read(salt[:]); err != nil {
 		return "", err
 	}
-	key := argon2.IDKey([]byte(password), salt[:], argonTime, argonMemory, argonThreads, argonKeyLen)
+	key := idKey([]byte(password), salt[:], argonTime, argonMemory, argonThreads, argonKeyLen)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
 		base64.RawStdEncoding.EncodeToString(salt[:]), base64.RawStdEncoding.EncodeToString(key)), nil
 }
@@ -53,6 +65,6 @@ func CheckPassword(encoded, password string) bool {
 	if err != nil || len(want) == 0 || m > 1<<20 || t < 1 || t > 20 || p < 1 {
 		return false
 	}
-	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
+	got := idKey([]byte(password), salt, t, m, p, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1
 }
