@@ -66,6 +66,12 @@ func (s *Service) postCustomer(convID, text, clientMsgID string) (*Message, Stat
 	if !db.ValidID(convID) || strings.ToLower(convID) != convID {
 		return nil, "", false
 	}
+	// A conversation whose bot turn runs here is about to be locked by
+	// the turn's reply; in a batch, waiting for that lock would hold up
+	// every other message of the batch, so it waits on its own.
+	if s.turnRunning(convID) {
+		return nil, "", false
+	}
 	p := &batchedPost{convID: convID, text: text, clientMsgID: clientMsgID, done: make(chan struct{})}
 	b := &s.batch
 	b.mu.Lock()

@@ -406,6 +406,14 @@ func (s *Service) lockConv(id string) func() {
 	}
 }
 
+// turnRunning reports whether a bot turn of the conversation runs (or
+// waits to run) in this process.
+func (s *Service) turnRunning(id string) bool {
+	s.locksMu.Lock()
+	defer s.locksMu.Unlock()
+	return s.locks[id] != nil
+}
+
 func (s *Service) startTurn(convID string, msg Message) <-chan struct{} {
 	done := make(chan struct{})
 	s.turns.Add(1)

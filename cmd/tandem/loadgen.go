@@ -24,6 +24,7 @@ one "BenchmarkLoad..." line each (make bench collects them).
 Scenarios:
   sockets    memory per idle customer WebSocket (--counts, --peer)
   messages   customer messages to an agent on another instance at fixed rates (--rates)
+  burst      new conversations and their messages at fixed rates (--new, --msgs, --for)
   startup    time to ready, and the binary's size
 
 Run "tandem loadgen SCENARIO --help" for its flags.
@@ -50,6 +51,10 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	convs := fs.Int("conversations", 1000, "messages: conversations (each with its customer socket)")
 	agents := fs.Int("agents", 50, "messages: agents sharing the conversations")
 	duration := fs.Duration("duration", 20*time.Second, "messages: measured time per rate")
+	newConvs := fs.Float64("new", 100, "burst: new conversations per second")
+	msgRate := fs.Float64("msgs", 500, "burst: customer messages per second")
+	burstFor := fs.Duration("for", time.Minute, "burst: how long new conversations keep coming")
+	examples := fs.String("examples", "examples", "burst, bot: the knowledge to load first")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return errHelp
@@ -72,6 +77,8 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if rs, err = intList(*rates); err == nil {
 			results, err = cfg.Messages(ctx, loadgen.MessagesOptions{Rates: rs, Conversations: *convs, Agents: *agents, Duration: *duration})
 		}
+	case "burst":
+		results, err = cfg.Burst(ctx, loadgen.BurstOptions{NewPerSecond: *newConvs, MessagesPerSecond: *msgRate, Duration: *burstFor, Examples: *examples})
 	case "startup":
 		results, err = cfg.Startup(ctx)
 	default:
