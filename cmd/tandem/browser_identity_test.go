@@ -1,14 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/tandem-chat/tandem/handoff"
 	"github.com/tandem-chat/tandem/internal/db/dbtest"
 	"github.com/tandem-chat/tandem/web"
 )
@@ -100,4 +106,65 @@ func TestBrowserEarlierConversations(t *testing.T) {
 		}
 		s.do(t, "GET", "/api/v1/customers/me/conversations", conv.Token, nil).expect(t, http.StatusForbidden)
 	})
+}
+
+// TestBrowserAdminWebhooksRetention drives the admin page's webhooks and
+// retention section (signed in by cookie, so every change also passes the
+// CSRF check): retention saved, a webhook added with its secret shown once,
+// an event signed with that secret reaching a real receiver, and the
+// webhook paused.
+func TestBrowserAdminWebhooksRetention(t *testing.T) {
+	t.Parallel()
+	bctx := newBrowser(t)
+	s := startPlaceholderServer(t, dbtest.New(t))
+	staff(t, s)
+	type hit struct {
+		ts, sig string
+		body    []byte
+	}
+	got := make(chan hit, 10)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- hit{r.Header.Get("Tandem-Timestamp"), r.Header.Get("Tandem-Signature"), b}
+	}))
+	t.Cleanup(rcv.Close)
+
+	tb := newTab(t, bctx, s.URL(), desktop, true)
+	tb.open("/admin#integrations")
+	tb.signIn("admin@example.com")
+	tb.waitFor(`!!document.querySelector('#retention-form') && !!document.querySelector('#webhook-create')`, "the webhooks and retention section")
+	tb.eval(`document.getElementById('ret-days').value = '30', document.getElementById('ret-mode').value = 'anonymise', true`, nil)
+	tb.do(chromedp.Click(chromedp.CSS(`#retention-form button[type=submit]`)))
+	tb.waitFor(`[...document.querySelectorAll('.toast')].some(t => t.textContent === 'Retention saved.')`, "the retention saved")
+	var raw []byte
+	if err := s.Pool.QueryRow(context.Background(), `SELECT value FROM settings WHERE key = 'retention'`).Scan(&raw); err != nil ||
+		!strings.Contains(string(raw), `"days": 30`) || !strings.Contains(string(raw), "anonymise") {
+		t.Fatalf("stored retention %s, %v", raw, err)
+	}
+
+	tb.do(chromedp.SendKeys(chromedp.ID("wh-url"), rcv.URL+"/tandem"), chromedp.SendKeys(chromedp.ID("wh-desc"), "CRM"),
+		chromedp.Click(chromedp.CSS(`#webhook-create button[type=submit]`)))
+	tb.waitFor(`!!document.getElementById('wh-secret-value')`, "the new webhook's secret")
+	var secret string
+	tb.eval(`document.getElementById('wh-secret-value').textContent`, &secret)
+	tb.screenshot("admin-webhooks-desktop")
+
+	c := s.createConversation(t)
+	_, agent := s.staff(t, "Nora Agent", "agent")
+	s.do(t, "POST", "/api/v1/conversations/"+c.ID+"/close", agent, nil).expect(t, http.StatusOK)
+	select {
+	case g := <-got:
+		if !handoff.VerifyWebhook(secret, g.ts, g.body, g.sig) || !strings.Contains(string(g.body), `"conversation.closed"`) {
+			t.Fatalf("request %s signed %q: want conversation.closed signed with the shown secret", g.body, g.sig)
+		}
+	case <-time.After(wait):
+		t.Fatal("the receiver got nothing")
+	}
+
+	tb.do(chromedp.Click(chromedp.CSS(`#webhooks-table tbody tr button.btn.small:not(.danger)`)))
+	tb.waitFor(`[...document.querySelectorAll('#webhooks-table button')].some(b => b.textContent === 'Resume')`, "the webhook paused")
+	var enabled bool
+	if err := s.Pool.QueryRow(context.Background(), `SELECT enabled FROM webhooks`).Scan(&enabled); err != nil || enabled {
+		t.Fatalf("enabled %v, %v: want paused", enabled, err)
+	}
 }

@@ -13,6 +13,7 @@ const SECTIONS = [
   ['thresholds', 'Thresholds', icons.alert],
   ['canned', 'Canned replies', icons.chat],
   ['people', 'Agents & users', icons.person],
+  ['integrations', 'Webhooks & retention', icons.refresh],
   ['audit', 'Audit log', icons.book],
 ];
 const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
@@ -37,7 +38,7 @@ function show(key) {
   if (location.hash.slice(1) !== key) history.replaceState(null, '', `#${key}`);
   for (const b of el.nav.children) b.setAttribute('aria-current', String(b.dataset.key === key));
   el.body.replaceChildren(h('p', { class: 'empty', id: 'admin-loading' }, 'Loading…'));
-  ({ dashboard, teams, intents, thresholds, canned, people, audit })[key]();
+  ({ dashboard, teams, intents, thresholds, canned, people, integrations, audit })[key]();
 }
 
 function head(title, sub, ...actions) {
@@ -533,6 +534,87 @@ function resetPassword(u, fail, clear) {
     toast(`New password set for ${who}.`, 'ok');
   });
   dlg.showModal();
+}
+
+// ---- webhooks and retention -----------------------------------------------
+
+async function integrations() {
+  const [hooks, ret] = await Promise.all([api('GET', '/api/v1/webhooks'), api('GET', '/api/v1/settings/retention')]);
+  el.body.replaceChildren(head('Webhooks & retention', 'Signed events for your systems, and how long closed conversations are kept.'),
+    ret.ok ? retentionCard(ret.data) : unavailable('the retention setting', ret),
+    hooks.ok ? webhooksCard(hooks.data) : unavailable('webhooks', hooks));
+}
+
+function retentionCard(r) {
+  const days = h('input', { class: 'input', id: 'ret-days', type: 'number', min: 0, max: 36500, step: 1, value: r.days ?? 0 });
+  const mode = h('select', { class: 'input', id: 'ret-mode' },
+    h('option', { value: 'delete', selected: r.mode === 'delete' }, 'Delete them'),
+    h('option', { value: 'anonymise', selected: r.mode === 'anonymise' }, 'Anonymise them (keep the figures)'));
+  const last = r.last_run
+    ? `Last run ${fmtAgo(r.last_run.at)}: ${r.last_run.deleted || 0} deleted, ${r.last_run.anonymised || 0} anonymised.`
+    : 'Not run yet.';
+  const form = h('form', { class: 'card-body', id: 'retention-form' },
+    h('div', { class: 'grid2' },
+      h('div', { class: 'field' }, h('label', { for: 'ret-days' }, 'Closed conversations older than (days)'), days,
+        h('span', { class: 'hint' }, '0 keeps everything. Runs daily; tandem retention run runs it now.')),
+      h('div', { class: 'field' }, h('label', { for: 'ret-mode' }, 'What happens to them'), mode)),
+    h('p', { class: 'hint', id: 'ret-last' }, last),
+    h('div', { class: 'btn-row' }, h('button', { type: 'submit', class: 'btn primary' }, 'Save')));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const res = await api('PUT', '/api/v1/settings/retention', { days: Number(days.value), mode: mode.value });
+    toast(res.ok ? 'Retention saved.' : `Could not save: ${res.error?.message}`, res.ok ? 'ok' : 'bad');
+  });
+  return h('section', { class: 'card', id: 'retention' }, h('div', { class: 'card-head' }, h('h2', {}, 'Retention')), form);
+}
+
+function webhooksCard(data) {
+  const events = data.events || [];
+  const url = h('input', { class: 'input', id: 'wh-url', type: 'url', required: true, placeholder: 'https://crm.example.com/tandem' });
+  const desc = h('input', { class: 'input', id: 'wh-desc', maxlength: 500, placeholder: 'CRM sync' });
+  const checks = events.map((ev) => h('label', {},
+    h('input', { type: 'checkbox', value: ev, checked: ev !== 'message.created' }), ev));
+  const secretBox = h('div', { id: 'wh-secret', hidden: true });
+  const form = h('form', { class: 'card-body', id: 'webhook-create' },
+    h('div', { class: 'grid2' },
+      h('div', { class: 'field' }, h('label', { for: 'wh-url' }, 'Endpoint URL'), url),
+      h('div', { class: 'field' }, h('label', { for: 'wh-desc' }, 'Description'), desc)),
+    h('fieldset', { class: 'role-checks' }, h('legend', { class: 'label' }, 'Events'), checks),
+    h('div', { class: 'btn-row' }, h('button', { type: 'submit', class: 'btn primary' }, 'Add webhook')),
+    secretBox);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const chosen = checks.map((c) => c.querySelector('input')).filter((i) => i.checked).map((i) => i.value);
+    const res = await api('POST', '/api/v1/webhooks', { url: url.value.trim(), description: desc.value.trim(), events: chosen });
+    if (!res.ok) { toast(`Could not add: ${res.error?.message}`, 'bad'); return; }
+    await integrations();
+    const box = document.getElementById('wh-secret');
+    box.hidden = false;
+    box.replaceChildren(h('div', { class: 'notice info', role: 'status' }, icon(icons.alert), h('div', {},
+      h('strong', {}, 'Signing secret (shown once): '), h('code', { class: 'mono', id: 'wh-secret-value' }, res.data.secret),
+      h('p', { class: 'small' }, 'Each request carries Tandem-Signature: v1= HMAC-SHA256 of timestamp + "." + body with this secret.'))));
+  });
+  const list = data.webhooks || [];
+  const table = list.length ? h('table', { class: 'table', id: 'webhooks-table' },
+    h('thead', {}, h('tr', {}, h('th', {}, 'Endpoint'), h('th', {}, 'Events'), h('th', {}, 'Waiting / failed'), h('th', {}, ''))),
+    h('tbody', {}, list.map((w) => h('tr', { dataset: { id: w.id } },
+      h('td', {}, h('div', { class: 'mono small' }, w.url), w.description ? h('div', { class: 'small muted' }, w.description) : null),
+      h('td', { class: 'small' }, (w.events || []).join(', ')),
+      h('td', {}, `${w.pending} / ${w.failed}`),
+      h('td', { class: 'btn-row' },
+        h('button', { type: 'button', class: 'btn small', onclick: async () => {
+          const res = await api('PATCH', `/api/v1/webhooks/${encodeURIComponent(w.id)}`, { enabled: !w.enabled });
+          if (!res.ok) toast(`Could not change: ${res.error?.message}`, 'bad');
+          integrations();
+        } }, w.enabled ? 'Pause' : 'Resume'),
+        h('button', { type: 'button', class: 'btn small danger', onclick: async () => {
+          if (!confirm(`Delete the webhook to ${w.url}?`)) return;
+          const res = await api('DELETE', `/api/v1/webhooks/${encodeURIComponent(w.id)}`);
+          if (!res.ok) toast(`Could not delete: ${res.error?.message}`, 'bad');
+          integrations();
+        } }, 'Delete'))))))
+    : h('div', { class: 'empty' }, 'No webhooks yet.');
+  return h('section', { class: 'card', id: 'webhooks' }, h('div', { class: 'card-head' }, h('h2', {}, 'Webhooks')), form, table);
 }
 
 // ---- audit log -------------------------------------------------------------
