@@ -193,9 +193,17 @@ func (b *Bot) Policy() Policy {
 	return b.policy
 }
 
-// Respond implements handoff.Responder.
+// Respond implements handoff.Responder. A message of attachments only is
+// not guessed at: with a vision model its photos are shown to the model
+// (see attachmentTurn); otherwise the bot acknowledges them.
 func (b *Bot) Respond(ctx context.Context, turn handoff.Turn) (handoff.Reply, error) {
-	d, err := b.decide(ctx, turn.Message.Text, turn.History, turn.Stream)
+	var d Decision
+	var err error
+	if attachmentsOnly(turn.Message) {
+		d = b.attachmentTurn(ctx, turn)
+	} else {
+		d, err = b.decide(ctx, turn.Message.Text, turn.History, turn.Stream)
+	}
 	if err != nil {
 		return handoff.Reply{}, err
 	}
@@ -219,7 +227,8 @@ func (b *Bot) Respond(ctx context.Context, turn handoff.Turn) (handoff.Reply, er
 		}
 	}
 	// A draft for an agent is not a customer's turn: nothing to record.
-	if !turn.Draft && d.Decision != DecisionAnswer && d.Reason != ReasonCustomerRequest && d.Reason != ReasonIntentPolicy {
+	if !turn.Draft && d.Decision != DecisionAnswer && d.Decision != DecisionAcknowledge &&
+		d.Reason != ReasonCustomerRequest && d.Reason != ReasonIntentPolicy {
 		if err := b.unanswered.Record(context.WithoutCancel(ctx), pii.Redact(turn.Message.Text), d.Reason, d.Confidence, turn.Conversation.ID); err != nil {
 			b.log.Warn("bot: record unanswered", "conversation_id", turn.Conversation.ID, "error", err)
 		}
@@ -552,7 +561,7 @@ func extractiveSummary(history []handoff.Message, text string, d Decision) strin
 		if m.Role == handoff.RoleCustomer {
 			turns++
 			if first == "" {
-				first = m.Text
+				first = m.Describe()
 			}
 		}
 	}

@@ -114,11 +114,15 @@ func buildMessages(question string, history []handoff.Message, hits []retrieval.
 		if strings.TrimSpace(m.Text) == strings.TrimSpace(question) && m.Role == handoff.RoleCustomer {
 			continue
 		}
+		said := pii.Redact(m.Describe()) // attachments are named, not shown
+		if strings.TrimSpace(said) == "" {
+			continue
+		}
 		switch m.Role {
 		case handoff.RoleCustomer:
-			msgs = append(msgs, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: pii.Redact(m.Text)})
+			msgs = append(msgs, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: said})
 		case handoff.RoleBot, handoff.RoleAgent:
-			msgs = append(msgs, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant, Content: pii.Redact(m.Text)})
+			msgs = append(msgs, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant, Content: said})
 		}
 	}
 	msgs = append(msgs, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: pii.Redact(question)})
@@ -261,7 +265,7 @@ func (l *LLM) Summarize(ctx context.Context, history []handoff.Message) (string,
 	var t strings.Builder
 	t.WriteString("<transcript>\n")
 	for _, m := range history {
-		fmt.Fprintf(&t, "%s: %s\n", m.Role, quoteData(pii.Redact(m.Text)))
+		fmt.Fprintf(&t, "%s: %s\n", m.Role, quoteData(pii.Redact(m.Describe())))
 	}
 	t.WriteString("</transcript>")
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)

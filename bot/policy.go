@@ -29,6 +29,10 @@ type Policy struct {
 	IntentThreshold float64 `json:"intent_threshold"`
 	// DefaultTeam receives escalations whose intent names no team.
 	DefaultTeam string `json:"default_team"`
+	// AfterSalesIntents are the intents (returns, refunds, damage,
+	// warranty…) after which a photo sent without words gets the offer of
+	// a person; nil means DefaultAfterSalesIntents.
+	AfterSalesIntents []string `json:"after_sales_intents,omitempty"`
 }
 
 // DefaultPolicy measured well on the demo knowledge base and FAQ data

@@ -93,6 +93,9 @@ type Message struct {
 	ClientMsgID    string    `json:"client_msg_id,omitempty"`
 	CreatedAt      time.Time `json:"created_at"`
 	Meta           Meta      `json:"meta"`
+	// Attachments are the photos and files the message carries (present
+	// only when it carries some); such a message may have no text.
+	Attachments []Attachment `json:"attachments,omitempty"`
 }
 
 // Event types sent to subscribers of a conversation.

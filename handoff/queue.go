@@ -42,7 +42,9 @@ const previewRunes = 140
 const queueSelect = `SELECT c.id, coalesce(c.team, ''), c.priority, coalesce(c.reason, ''),
 	coalesce(c.escalation->>'intent', ''), coalesce(c.escalation->>'summary', ''), c.customer, c.verified,
 	coalesce(c.queued_at, c.updated_at), coalesce(t.sla_seconds, $1),
-	coalesce((SELECT m.text FROM messages m WHERE m.conversation_id = c.id AND m.role = 'customer'
+	coalesce((SELECT CASE WHEN m.text = '' AND jsonb_array_length(m.attachments) > 0
+			THEN '📎 ' || (m.attachments->0->>'name') ELSE m.text END
+		FROM messages m WHERE m.conversation_id = c.id AND m.role = 'customer'
 		ORDER BY m.seq DESC LIMIT 1), '')`
 
 func (s *Service) scanQueueEntry(row pgx.Row, position *int) (QueueEntry, error) {

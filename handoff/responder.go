@@ -11,6 +11,9 @@ type Turn struct {
 	Message      Message
 	// Stream sends partial reply text as bot.delta events; it may be nil.
 	Stream func(delta string)
+	// ReadAttachment returns the bytes of one of the conversation's
+	// attachments (Message.Attachments, or the history's); it may be nil.
+	ReadAttachment func(ctx context.Context, a Attachment) ([]byte, error)
 	// Draft marks a turn whose reply goes to an agent as a suggestion, not
 	// to the customer: the Responder should record nothing (no unanswered
 	// questions, no metrics of decisions).

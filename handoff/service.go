@@ -29,6 +29,7 @@ type Options struct {
 	// RetentionEvery is how often each instance checks whether the daily
 	// retention run is due; default 1h.
 	RetentionEvery time.Duration
+	Attachments    AttachmentOptions
 }
 
 // Service is the conversation core: it stores messages with their seq,
@@ -89,6 +90,7 @@ func NewService(pool *pgxpool.Pool, responder Responder, opt Options) *Service {
 		responder = Unconfigured{}
 	}
 	opt.Routing.defaults()
+	opt.Attachments.defaults(pool)
 	s := &Service{
 		pool:      pool,
 		store:     &store{pool: pool, now: opt.Now},
@@ -129,11 +131,12 @@ func (s *Service) Run(ctx context.Context) {
 		}
 		cancel()
 	}()
-	s.routed.Add(4)
+	s.routed.Add(5)
 	go func() { defer s.routed.Done(); s.route(rctx) }()
 	go func() { defer s.routed.Done(); s.beat(rctx) }()
 	go func() { defer s.routed.Done(); s.hooks.run(rctx) }()
 	go func() { defer s.routed.Done(); s.retentionDaily(rctx, s.opt.RetentionEvery) }()
+	go func() { defer s.routed.Done(); s.sweep(rctx) }()
 	s.listener.Run(ctx)
 }
 
@@ -226,14 +229,29 @@ type PostResult struct {
 	Turn <-chan struct{}
 }
 
-// PostMessage stores a message, acknowledged only after commit. The same
-// clientMsgID twice stores one message. A customer message in a conversation
-// the bot owns starts a bot turn; one in a closed conversation reopens it.
-// An agent's message follows agentMayWrite. Returns Invalid, TooLarge,
-// NotFound, Conflict.
+// NewMessage is what a customer or an agent writes: text, attachments
+// (ids of uploads to this conversation), or both.
+type NewMessage struct {
+	Text        string
+	ClientMsgID string
+	Attachments []string
+}
+
+// PostMessage stores a text message; see Post.
 func (s *Service) PostMessage(ctx context.Context, convID string, author Author, text, clientMsgID string) (*PostResult, error) {
-	text = strings.TrimSpace(text)
-	if text == "" {
+	return s.Post(ctx, convID, author, NewMessage{Text: text, ClientMsgID: clientMsgID})
+}
+
+// Post stores a message, acknowledged only after commit. The same
+// ClientMsgID twice stores one message. A message needs text or
+// attachments; each attachment must be an upload of the same side to this
+// conversation that no other message carries. A customer message in a
+// conversation the bot owns starts a bot turn; one in a closed conversation
+// reopens it. An agent's message follows agentMayWrite. Returns Invalid,
+// TooLarge, NotFound, Conflict.
+func (s *Service) Post(ctx context.Context, convID string, author Author, nm NewMessage) (*PostResult, error) {
+	text, clientMsgID := strings.TrimSpace(nm.Text), nm.ClientMsgID
+	if text == "" && len(nm.Attachments) == 0 {
 		return nil, errs.Errorf(errs.Invalid, "text must not be empty")
 	}
 	if !utf8.ValidString(text) {
@@ -248,8 +266,12 @@ func (s *Service) PostMessage(ctx context.Context, convID string, author Author,
 	if author.Role == RoleCustomer {
 		// The transcript never keeps a customer's full card number.
 		text = pii.MaskCards(text)
-		if m, state, ok := s.postCustomer(convID, text, clientMsgID); ok {
-			return s.posted(ctx, m, state, &outbox{}), nil
+		if len(nm.Attachments) == 0 {
+			// Text alone goes in a batch; attachments are checked and
+			// taken in the message's own transaction below.
+			if m, state, ok := s.postCustomer(convID, text, clientMsgID); ok {
+				return s.posted(ctx, m, state, &outbox{}), nil
+			}
 		}
 	}
 	tx, err := s.pool.Begin(ctx)
@@ -281,7 +303,11 @@ func (s *Service) PostMessage(ctx context.Context, convID string, author Author,
 			return nil, err
 		}
 	}
-	m := &Message{ConversationID: convID, Role: author.Role, AuthorID: author.ID, Text: text, ClientMsgID: clientMsgID}
+	atts, err := s.store.takeAttachments(ctx, tx, convID, author.Role, nm.Attachments)
+	if err != nil {
+		return nil, err
+	}
+	m := &Message{ConversationID: convID, Role: author.Role, AuthorID: author.ID, Text: text, ClientMsgID: clientMsgID, Attachments: atts}
 	if err := s.insertMessage(ctx, tx, m, out); err != nil {
 		return nil, err
 	}
@@ -445,6 +471,14 @@ func (s *Service) runTurn(ctx context.Context, convID string, msg Message) error
 		return err
 	}
 	turn := Turn{Conversation: *conv, History: history, Message: msg,
+		ReadAttachment: func(ctx context.Context, a Attachment) ([]byte, error) {
+			sa, err := s.AttachmentOf(ctx, convID, a.ID, false)
+			if err != nil {
+				return nil, err
+			}
+			data, _, err := s.AttachmentData(ctx, sa, false)
+			return data, err
+		},
 		Stream: func(delta string) {
 			if delta == "" {
 				return

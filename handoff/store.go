@@ -42,20 +42,25 @@ func scanConversation(row pgx.Row) (*Conversation, error) {
 }
 
 const messageColumns = `m.id, m.conversation_id, m.seq, m.role, coalesce(m.author_id::text, ''),
-	coalesce(u.display_name, ''), m.text, coalesce(m.client_msg_id, ''), m.created_at, m.meta`
+	coalesce(u.display_name, ''), m.text, coalesce(m.client_msg_id, ''), m.created_at, m.meta, m.attachments`
 
 const messageFrom = `messages m LEFT JOIN users u ON u.id = m.author_id`
 
 func scanMessage(row pgx.Row) (*Message, error) {
 	var m Message
-	var meta []byte
+	var meta, atts []byte
 	if err := row.Scan(&m.ID, &m.ConversationID, &m.Seq, &m.Role, &m.AuthorID, &m.AuthorName,
-		&m.Text, &m.ClientMsgID, &m.CreatedAt, &meta); err != nil {
+		&m.Text, &m.ClientMsgID, &m.CreatedAt, &meta, &atts); err != nil {
 		return nil, db.Translate(err, "message")
 	}
 	if len(meta) > 0 {
 		if err := json.Unmarshal(meta, &m.Meta); err != nil {
 			return nil, fmt.Errorf("handoff: meta of message %s: %w", m.ID, err)
+		}
+	}
+	if len(atts) > 2 {
+		if err := json.Unmarshal(atts, &m.Attachments); err != nil {
+			return nil, fmt.Errorf("handoff: attachments of message %s: %w", m.ID, err)
 		}
 	}
 	return &m, nil
@@ -157,6 +162,12 @@ func (s *store) insertMessage(ctx context.Context, tx pgx.Tx, m *Message) error 
 	if err != nil {
 		return err
 	}
+	atts := []byte("[]")
+	if len(m.Attachments) > 0 {
+		if atts, err = json.Marshal(m.Attachments); err != nil {
+			return err
+		}
+	}
 	var author, client *string
 	if m.AuthorID != "" {
 		author = &m.AuthorID
@@ -168,11 +179,20 @@ func (s *store) insertMessage(ctx context.Context, tx pgx.Tx, m *Message) error 
 	// PostgreSQL keeps microseconds: the message sent live (socket,
 	// webhook) reads the same as the one read back.
 	m.CreatedAt = s.now().Truncate(time.Microsecond)
-	err = tx.QueryRow(ctx, `INSERT INTO messages (conversation_id, seq, role, author_id, text, meta, client_msg_id, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-		m.ConversationID, seq, m.Role, author, m.Text, meta, client, m.CreatedAt).Scan(&m.ID)
+	err = tx.QueryRow(ctx, `INSERT INTO messages (conversation_id, seq, role, author_id, text, meta, client_msg_id, created_at, attachments)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
+		m.ConversationID, seq, m.Role, author, m.Text, meta, client, m.CreatedAt, atts).Scan(&m.ID)
 	if err != nil {
 		return db.Translate(err, "message")
+	}
+	if len(m.Attachments) > 0 {
+		ids := make([]string, len(m.Attachments))
+		for i, a := range m.Attachments {
+			ids[i] = a.ID
+		}
+		if _, err := tx.Exec(ctx, `UPDATE attachments SET message_id = $1 WHERE id = ANY($2)`, m.ID, ids); err != nil {
+			return db.Translate(err, "attachments")
+		}
 	}
 	if m.AuthorID != "" && m.AuthorName == "" {
 		_ = tx.QueryRow(ctx, `SELECT display_name FROM users WHERE id = $1`, m.AuthorID).Scan(&m.AuthorName)

@@ -39,10 +39,11 @@ func (s *Server) agentSocketUpgrade(c *fiber.Ctx) error {
 
 // agentFrame is what an agent's console may send.
 type agentFrame struct {
-	Type           string `json:"type"`
-	ConversationID string `json:"conversation_id"`
-	Text           string `json:"text"`
-	ClientMsgID    string `json:"client_msg_id"`
+	Type           string   `json:"type"`
+	ConversationID string   `json:"conversation_id"`
+	Text           string   `json:"text"`
+	ClientMsgID    string   `json:"client_msg_id"`
+	Attachments    []string `json:"attachments"`
 }
 
 // agentSocket is GET /ws/agent. It first sends a "hello" frame with the
@@ -93,7 +94,8 @@ func (s *Server) agentSocket() fiber.Handler {
 		readFrames(k, func(f agentFrame) {
 			switch f.Type {
 			case "message":
-				res, err := svc.PostMessage(ctx, f.ConversationID, handoff.Author{Role: handoff.RoleAgent, ID: u.ID, Admin: admin}, f.Text, f.ClientMsgID)
+				res, err := svc.Post(ctx, f.ConversationID, handoff.Author{Role: handoff.RoleAgent, ID: u.ID, Admin: admin},
+					handoff.NewMessage{Text: f.Text, ClientMsgID: f.ClientMsgID, Attachments: f.Attachments})
 				if err != nil {
 					k.send(errorFrame(err, f.ClientMsgID))
 					return

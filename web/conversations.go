@@ -163,8 +163,9 @@ func (s *Server) allowCustomerMessage(c *fiber.Ctx, a *access, convID string) er
 }
 
 type postMessageRequest struct {
-	Text        string `json:"text"`
-	ClientMsgID string `json:"client_msg_id"`
+	Text        string   `json:"text"`
+	ClientMsgID string   `json:"client_msg_id"`
+	Attachments []string `json:"attachments"` // ids from POST …/attachments
 }
 
 func (s *Server) postMessage(c *fiber.Ctx) error {
@@ -188,7 +189,8 @@ func (s *Server) postMessage(c *fiber.Ctx) error {
 		sub = s.deps.Conversations.Subscribe(id, 64)
 		defer sub.Close()
 	}
-	res, err := s.deps.Conversations.PostMessage(c.UserContext(), id, author, req.Text, req.ClientMsgID)
+	res, err := s.deps.Conversations.Post(c.UserContext(), id, author,
+		handoff.NewMessage{Text: req.Text, ClientMsgID: req.ClientMsgID, Attachments: req.Attachments})
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,8 @@ func (s *Server) bodyLimit(method, path string) int {
 	case len(p) == 1 && p[0] == "conversations",
 		len(p) == 3 && p[0] == "conversations" && (p[2] == "messages" || p[2] == "csat"):
 		return customerBodyLimit
+	case len(p) == 3 && p[0] == "conversations" && p[2] == "attachments":
+		return int(s.attachmentLimit()) + multipartSlack
 	case p[0] == "knowledge" && len(p) >= 2 && p[1] == "documents" && len(p) <= 3:
 		return int(s.uploadLimit()) + multipartSlack
 	case p[0] == "intents" && len(p) <= 2:
@@ -57,9 +59,18 @@ func (s *Server) uploadLimit() int64 {
 	return 20 << 20
 }
 
+// attachmentLimit is the largest attachment accepted
+// (TANDEM_ATTACHMENT_MAX_BYTES).
+func (s *Server) attachmentLimit() int64 {
+	if s.deps.Conversations != nil {
+		return s.deps.Conversations.MaxAttachmentBytes()
+	}
+	return 10 << 20
+}
+
 // maxBodyLimit is the largest of the limits, fasthttp's own bound.
 func (s *Server) maxBodyLimit() int {
-	return max(intentsBodyLimit, int(s.uploadLimit())+multipartSlack)
+	return max(intentsBodyLimit, int(max(s.uploadLimit(), s.attachmentLimit()))+multipartSlack)
 }
 
 // limitBodies installs bodyLimit in the HTTP server.

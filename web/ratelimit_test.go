@@ -116,6 +116,8 @@ func TestBodyLimit(t *testing.T) {
 		{"POST", "/api/v1/conversations/abc/messages?wait=true", customerBodyLimit},
 		{"POST", "/api/v1/conversations/abc/csat", customerBodyLimit},
 		{"POST", "/api/v1/conversations/abc/claim", defaultBodyLimit},
+		{"POST", "/api/v1/conversations/abc/attachments", 12 << 20},
+		{"GET", "/api/v1/conversations/abc/attachments/def", defaultBodyLimit},
 		{"POST", "/api/v1/knowledge/documents", 22 << 20},
 		{"PUT", "/api/v1/knowledge/documents/abc", 22 << 20},
 		{"POST", "/api/v1/knowledge/search", defaultBodyLimit},

@@ -154,9 +154,10 @@ func (s *Server) routes() {
 	api.Post("/reports/unanswered/:id/resolve", editor, s.resolveUnanswered)
 
 	s.handoffRoutes(api)
-	s.usersRoutes(api)    // users.go
-	s.webhookRoutes(api)  // webhooks.go
-	s.settingsRoutes(api) // settings.go
+	s.attachmentRoutes(api) // attachments.go
+	s.usersRoutes(api)      // users.go
+	s.webhookRoutes(api)    // webhooks.go
+	s.settingsRoutes(api)   // settings.go
 
 	app.Get("/ws/conversations/:id", s.customerSocketUpgrade, s.customerSocket())
 	app.Get("/ws/agent", s.agentSocketUpgrade, s.agentSocket())

@@ -162,11 +162,12 @@ func (s *Server) customerSocketUpgrade(c *fiber.Ctx) error {
 
 // clientFrame is what a client may send.
 type clientFrame struct {
-	Type        string `json:"type"`
-	Text        string `json:"text"`
-	ClientMsgID string `json:"client_msg_id"`
-	Score       int    `json:"score"`
-	Comment     string `json:"comment"`
+	Type        string   `json:"type"`
+	Text        string   `json:"text"`
+	ClientMsgID string   `json:"client_msg_id"`
+	Attachments []string `json:"attachments"` // ids of uploads (POST …/attachments)
+	Score       int      `json:"score"`
+	Comment     string   `json:"comment"`
 }
 
 func errorFrame(err error, clientMsgID string) fiber.Map {
@@ -247,7 +248,7 @@ func (s *Server) customerSocket() fiber.Handler {
 				if limited(f.ClientMsgID) {
 					return
 				}
-				res, err := svc.PostMessage(ctx, id, author, f.Text, f.ClientMsgID)
+				res, err := svc.Post(ctx, id, author, handoff.NewMessage{Text: f.Text, ClientMsgID: f.ClientMsgID, Attachments: f.Attachments})
 				if err != nil {
 					k.send(errorFrame(err, f.ClientMsgID))
 					return

@@ -103,8 +103,15 @@ func NewMain(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Mai
 		pool.Close()
 		return nil, err
 	}
+	blobs, err := newBlobStore(ctx, cfg, pool)
+	if err != nil {
+		m.cancel()
+		pool.Close()
+		return nil, err
+	}
 	m.Conv = handoff.NewService(pool, m.Bot, handoff.Options{
 		MaxTextRunes: cfg.MaxTextRunes, Logger: logger,
+		Attachments: handoff.AttachmentOptions{Store: blobs, MaxBytes: cfg.AttachmentMaxBytes, Types: cfg.AttachmentTypes},
 	})
 	m.Web = web.New(web.Deps{
 		Pool: pool, Conversations: m.Conv, Auth: m.Auth, Logger: logger,

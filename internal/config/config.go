@@ -49,7 +49,29 @@ type Config struct {
 	LLMModel       string        // LLM_MODEL
 	LLMTimeout     time.Duration // LLM_TIMEOUT
 	EmbeddingModel string        // EMBEDDING_MODEL: remote embedding model; unset means the local embedder
+	LLMVision      bool          // LLM_VISION: the chat model takes images; customers' photos are shown to it
+
+	AttachmentMaxBytes int64    // TANDEM_ATTACHMENT_MAX_BYTES
+	AttachmentTypes    []string // TANDEM_ATTACHMENT_TYPES: content types accepted, found by sniffing
+	AttachmentStore    string   // TANDEM_ATTACHMENT_STORE: postgres or s3
+	S3Endpoint         string   // S3_ENDPOINT: URL of an S3-compatible store, e.g. https://s3.eu-west-1.amazonaws.com
+	S3Bucket           string   // S3_BUCKET
+	S3Region           string   // S3_REGION
+	S3AccessKeyID      string   // S3_ACCESS_KEY_ID
+	S3SecretAccessKey  string   // S3_SECRET_ACCESS_KEY (also _FILE)
+	S3Prefix           string   // S3_PREFIX: folder for Tandem's objects in the bucket
 }
+
+// DefaultAttachmentTypes are the attachment types accepted unless
+// TANDEM_ATTACHMENT_TYPES says otherwise.
+var DefaultAttachmentTypes = []string{"image/jpeg", "image/png", "image/webp", "image/gif", "application/pdf", "text/plain"}
+
+// SniffableTypes are the types TANDEM_ATTACHMENT_TYPES may name: those that
+// content sniffing recognises (the WHATWG algorithm of
+// http.DetectContentType). HTML and SVG are left out on purpose: they
+// carry scripts.
+var SniffableTypes = append(append([]string{}, DefaultAttachmentTypes...),
+	"application/zip", "video/mp4", "video/webm", "audio/mpeg", "audio/wave", "application/ogg")
 
 // Var documents one environment variable for --help.
 type Var struct {
@@ -79,6 +101,16 @@ var Vars = []Var{
 	{"LLM_MODEL", "gpt-4o-mini", "chat model name"},
 	{"LLM_TIMEOUT", "30s", "timeout of one LLM call"},
 	{"EMBEDDING_MODEL", "(unset: local embedder)", "embedding model on the endpoint, e.g. text-embedding-3-small"},
+	{"LLM_VISION", "false", "true when LLM_MODEL takes images: customers' photos are passed to it"},
+	{"TANDEM_ATTACHMENT_MAX_BYTES", "10MB", "largest attachment, in bytes or with KB/MB"},
+	{"TANDEM_ATTACHMENT_TYPES", strings.Join(DefaultAttachmentTypes, ","), "content types customers and agents may attach (checked by sniffing the content)"},
+	{"TANDEM_ATTACHMENT_STORE", "postgres", "where attachments' bytes live: postgres (the database) or s3"},
+	{"S3_ENDPOINT", "", "S3-compatible endpoint URL for TANDEM_ATTACHMENT_STORE=s3, e.g. https://s3.eu-west-1.amazonaws.com"},
+	{"S3_BUCKET", "", "bucket for attachments (it must exist)"},
+	{"S3_REGION", "(the endpoint's default)", "bucket region"},
+	{"S3_ACCESS_KEY_ID", "", "access key; also S3_ACCESS_KEY_ID_FILE"},
+	{"S3_SECRET_ACCESS_KEY", "", "secret key; also S3_SECRET_ACCESS_KEY_FILE"},
+	{"S3_PREFIX", "tandem/", "key prefix (folder) for Tandem's objects"},
 }
 
 // Load reads the environment (through getenv, so tests can supply their own)
@@ -97,6 +129,23 @@ func Load(getenv func(string) string) (*Config, error) {
 		LLMModel:       or(getenv("LLM_MODEL"), "gpt-4o-mini"),
 		EmbeddingModel: getenv("EMBEDDING_MODEL"),
 		PProfAddr:      getenv("TANDEM_PPROF_ADDR"),
+	}
+	c.AttachmentStore = strings.ToLower(or(getenv("TANDEM_ATTACHMENT_STORE"), "postgres"))
+	c.S3Endpoint = strings.TrimRight(getenv("S3_ENDPOINT"), "/")
+	c.S3Bucket = getenv("S3_BUCKET")
+	c.S3Region = getenv("S3_REGION")
+	c.S3Prefix = getenv("S3_PREFIX")
+	if c.S3Prefix == "" {
+		c.S3Prefix = "tandem/"
+	}
+	c.AttachmentTypes = DefaultAttachmentTypes
+	if v := getenv("TANDEM_ATTACHMENT_TYPES"); strings.TrimSpace(v) != "" {
+		c.AttachmentTypes = nil
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.ToLower(strings.TrimSpace(t)); t != "" {
+				c.AttachmentTypes = append(c.AttachmentTypes, t)
+			}
+		}
 	}
 	var err error
 	var problems []string
@@ -130,6 +179,18 @@ func Load(getenv func(string) string) (*Config, error) {
 		problems = append(problems, err.Error())
 	}
 	if c.LLMTimeout, err = durVar(getenv, "LLM_TIMEOUT", 30*time.Second); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if c.LLMVision, err = boolVar(getenv, "LLM_VISION"); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if c.AttachmentMaxBytes, err = bytesVar(getenv, "TANDEM_ATTACHMENT_MAX_BYTES", 10<<20); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if c.S3AccessKeyID, err = secret(getenv, "S3_ACCESS_KEY_ID"); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if c.S3SecretAccessKey, err = secret(getenv, "S3_SECRET_ACCESS_KEY"); err != nil {
 		problems = append(problems, err.Error())
 	}
 	c.PublicURL = strings.TrimRight(or(getenv("TANDEM_PUBLIC_URL"), "http://"+c.Addr), "/")
@@ -184,6 +245,36 @@ func (c *Config) Validate() error {
 	}
 	if c.LLMBaseURL != "" && !strings.HasPrefix(c.LLMBaseURL, "http://") && !strings.HasPrefix(c.LLMBaseURL, "https://") {
 		problems = append(problems, "LLM_BASE_URL must start with http:// or https://")
+	}
+	if c.AttachmentMaxBytes < 1 || c.AttachmentMaxBytes > 100<<20 {
+		problems = append(problems, "TANDEM_ATTACHMENT_MAX_BYTES must be between 1 byte and 100MB")
+	}
+	if len(c.AttachmentTypes) == 0 {
+		problems = append(problems, "TANDEM_ATTACHMENT_TYPES must name at least one type")
+	}
+	for _, t := range c.AttachmentTypes {
+		known := false
+		for _, k := range SniffableTypes {
+			known = known || k == t
+		}
+		if !known {
+			problems = append(problems, fmt.Sprintf("TANDEM_ATTACHMENT_TYPES: %q cannot be recognised from the content; use some of %s",
+				t, strings.Join(SniffableTypes, ", ")))
+		}
+	}
+	switch c.AttachmentStore {
+	case "postgres":
+	case "s3":
+		if c.S3Bucket == "" || c.S3Endpoint == "" {
+			problems = append(problems, "TANDEM_ATTACHMENT_STORE=s3 needs S3_ENDPOINT and S3_BUCKET")
+		} else if !strings.HasPrefix(c.S3Endpoint, "http://") && !strings.HasPrefix(c.S3Endpoint, "https://") {
+			problems = append(problems, "S3_ENDPOINT must be a URL starting with http:// or https://")
+		}
+		if (c.S3AccessKeyID == "") != (c.S3SecretAccessKey == "") {
+			problems = append(problems, "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together")
+		}
+	default:
+		problems = append(problems, "TANDEM_ATTACHMENT_STORE must be postgres or s3")
 	}
 	if len(problems) > 0 {
 		return errors.New("config: " + strings.Join(problems, "; "))
@@ -260,6 +351,39 @@ func intVar(getenv func(string) string, name string, def int) (int, error) {
 		return def, fmt.Errorf("%s %q is not a whole number", name, v)
 	}
 	return n, nil
+}
+
+func boolVar(getenv func(string) string, name string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(getenv(name))) {
+	case "", "0", "false", "no", "off":
+		return false, nil
+	case "1", "true", "yes", "on":
+		return true, nil
+	}
+	return false, fmt.Errorf("%s %q is not true or false", name, getenv(name))
+}
+
+// bytesVar reads a size: a whole number of bytes, or one with KB or MB
+// (powers of 1024).
+func bytesVar(getenv func(string) string, name string, def int64) (int64, error) {
+	v := strings.ToUpper(strings.TrimSpace(getenv(name)))
+	if v == "" {
+		return def, nil
+	}
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(v, "MB"):
+		mult, v = 1<<20, strings.TrimSpace(strings.TrimSuffix(v, "MB"))
+	case strings.HasSuffix(v, "KB"):
+		mult, v = 1<<10, strings.TrimSpace(strings.TrimSuffix(v, "KB"))
+	case strings.HasSuffix(v, "B"):
+		v = strings.TrimSpace(strings.TrimSuffix(v, "B"))
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > 1<<40/mult {
+		return def, fmt.Errorf("%s %q is not a size like 10MB", name, getenv(name))
+	}
+	return n * mult, nil
 }
 
 func durVar(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
