@@ -2,10 +2,14 @@ package bot
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"strings"
 
 	"github.com/tandem-chat/tandem/handoff"
+	"github.com/tandem-chat/tandem/internal/imaging"
+	"github.com/tandem-chat/tandem/internal/pii"
+	"github.com/tandem-chat/tandem/retrieval"
 )
 
 // DecisionAcknowledge is the decision for a photo or file sent without a
@@ -130,7 +134,85 @@ func (b *Bot) acknowledge(turn handoff.Turn) Decision {
 	return d
 }
 
-// attachmentTurn answers a message of attachments only.
+// maxVisionImages bounds the photos of one message shown to the model.
+const maxVisionImages = 4
+
+// visionSide bounds the photos shown to the model, in pixels: enough to see
+// a torn seam, and a fraction of the tokens of a full-size photo.
+const visionSide = 1024
+
+// images returns the photos of the turn's message as a vision model sees
+// them (scaled, upright, without metadata), when the bot has one; nil
+// otherwise.
+func (b *Bot) images(ctx context.Context, turn handoff.Turn) []ImageInput {
+	if !b.vision || turn.ReadAttachment == nil || turn.Draft {
+		return nil
+	}
+	var out []ImageInput
+	for _, a := range turn.Message.Attachments {
+		if !a.IsImage() || len(out) == maxVisionImages {
+			continue
+		}
+		data, err := turn.ReadAttachment(ctx, a)
+		if err != nil {
+			b.log.Warn("bot: read a photo for the model", "conversation_id", turn.Conversation.ID, "error", err)
+			continue
+		}
+		small, typ, _, _, err := imaging.Preview(data, visionSide)
+		if err != nil {
+			b.log.Warn("bot: scale a photo for the model", "conversation_id", turn.Conversation.ID, "error", err)
+			continue
+		}
+		out = append(out, ImageInput{URL: "data:" + typ + ";base64," + base64.StdEncoding.EncodeToString(small)})
+	}
+	return out
+}
+
+// attachmentTurn answers a message of attachments only. With a vision
+// model the photos are shown to it, with the passages about what the
+// customer said before; it says what it sees and asks what they need.
+// Without one, or when the model fails or has nothing to say, the bot
+// acknowledges them (acknowledge). After an after-sales topic a person is
+// offered either way.
 func (b *Bot) attachmentTurn(ctx context.Context, turn handoff.Turn) Decision {
-	return b.acknowledge(turn)
+	images := b.images(ctx, turn)
+	if len(images) == 0 {
+		return b.acknowledge(turn)
+	}
+	var topic string
+	for i := len(turn.History) - 1; i >= 0 && topic == ""; i-- {
+		if m := turn.History[i]; m.Role == handoff.RoleCustomer {
+			topic = strings.TrimSpace(pii.Redact(m.Text))
+		}
+	}
+	var hits []retrieval.Hit
+	if topic != "" {
+		var err error
+		if hits, err = b.search.Search(ctx, retrieval.SearchRequest{Text: topic, K: 3}); err != nil {
+			b.log.Warn("bot: search for a photo's topic", "error", err)
+			hits = nil
+		}
+	}
+	ans, err := b.llm.Answer(ctx, "", turn.History, hits, turn.Stream, images...)
+	if err != nil || ans.NoAnswer {
+		if err != nil {
+			b.log.Warn("bot: LLM failed on a photo; acknowledging it", "error", err)
+			llmFallbacks.Inc()
+		}
+		return b.acknowledge(turn)
+	}
+	policy := b.Policy()
+	d := Decision{Decision: DecisionAnswer, Reply: ans.Text, Intent: IntentScore{Name: IntentNone},
+		Sources: sourcesOf(ans.Cited), Mode: "llm", Team: policy.DefaultTeam}
+	if intent, after := afterSales(turn.History, policy); after {
+		if intent != "" {
+			d.Intent = IntentScore{Name: intent, Confidence: 1}
+		}
+		if conversationChinese(turn) {
+			d.Reply += "\n\n如需人工客服查看，请点击“转人工客服”或直接告诉我。"
+		} else {
+			d.Reply += "\n\nIf you would like a member of our team to look at it, tap “Talk to a person” or just say so."
+		}
+	}
+	return d
 }

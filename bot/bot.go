@@ -75,6 +75,7 @@ type Bot struct {
 	search     Searcher
 	intents    *IntentStore
 	llm        *LLM
+	vision     bool
 	unanswered *Unanswered
 	log        *slog.Logger
 
@@ -87,7 +88,10 @@ type Bot struct {
 
 // Options configure a Bot.
 type Options struct {
-	LLM    *LLM // nil: local mode
+	LLM *LLM // nil: local mode
+	// Vision says the LLM's model takes images: customers' photos are
+	// shown to it (LLM_VISION).
+	Vision bool
 	Logger *slog.Logger
 }
 
@@ -96,7 +100,7 @@ func New(pool *pgxpool.Pool, search Searcher, opt Options) *Bot {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	return &Bot{pool: pool, search: search, intents: NewIntentStore(pool), llm: opt.LLM,
+	return &Bot{pool: pool, search: search, intents: NewIntentStore(pool), llm: opt.LLM, vision: opt.Vision && opt.LLM != nil,
 		unanswered: NewUnanswered(pool), log: opt.Logger, policy: DefaultPolicy}
 }
 
@@ -202,7 +206,7 @@ func (b *Bot) Respond(ctx context.Context, turn handoff.Turn) (handoff.Reply, er
 	if attachmentsOnly(turn.Message) {
 		d = b.attachmentTurn(ctx, turn)
 	} else {
-		d, err = b.decide(ctx, turn.Message.Text, turn.History, turn.Stream)
+		d, err = b.decide(ctx, turn.Message.Text, turn.History, turn.Stream, b.images(ctx, turn)...)
 	}
 	if err != nil {
 		return handoff.Reply{}, err
@@ -247,7 +251,7 @@ func (b *Bot) Preview(ctx context.Context, text string) (Decision, error) {
 
 // decide runs the pipeline: redact → intent → retrieve → answer →
 // confidence → decision.
-func (b *Bot) decide(ctx context.Context, text string, history []handoff.Message, stream func(string)) (Decision, error) {
+func (b *Bot) decide(ctx context.Context, text string, history []handoff.Message, stream func(string), images ...ImageInput) (Decision, error) {
 	b.mu.RLock()
 	clf, defs, policy := b.clf, b.defs, b.policy
 	b.mu.RUnlock()
@@ -320,7 +324,7 @@ func (b *Bot) decide(ctx context.Context, text string, history []handoff.Message
 	// Answer.
 	d.Sources = sourcesOf(hits[:1])
 	if b.llm != nil {
-		ans, err := b.llm.Answer(ctx, clean, history, hits, stream)
+		ans, err := b.llm.Answer(ctx, clean, history, hits, stream, images...)
 		switch {
 		case err == nil && ans.NoAnswer:
 			d.LastAnswer = extractiveAnswer(hits[0])

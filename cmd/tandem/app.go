@@ -97,7 +97,7 @@ func NewMain(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Mai
 	if cfg.LLMEnabled() {
 		llm = bot.NewLLM(bot.LLMConfig{BaseURL: cfg.LLMBaseURL, APIKey: cfg.LLMAPIKey, Model: cfg.LLMModel, Timeout: cfg.LLMTimeout})
 	}
-	m.Bot = bot.New(pool, m.Index, bot.Options{LLM: llm, Logger: logger})
+	m.Bot = bot.New(pool, m.Index, bot.Options{LLM: llm, Vision: cfg.LLMVision, Logger: logger})
 	if err := m.Bot.Start(m.bg); err != nil {
 		m.cancel()
 		pool.Close()

@@ -298,3 +298,56 @@ func TestResolveLocal(t *testing.T) {
 		}
 	})
 }
+
+func TestAttachmentSettings(t *testing.T) {
+	base := map[string]string{"DATABASE_URL": "postgres://db/tandem"}
+	load := func(extra map[string]string) (*config.Config, error) {
+		vars := map[string]string{}
+		for k, v := range base {
+			vars[k] = v
+		}
+		for k, v := range extra {
+			vars[k] = v
+		}
+		c, err := config.Load(env(vars))
+		if err != nil {
+			return c, err
+		}
+		return c, c.Validate()
+	}
+	c, err := load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AttachmentMaxBytes != 10<<20 || c.AttachmentStore != "postgres" || c.LLMVision ||
+		strings.Join(c.AttachmentTypes, ",") != "image/jpeg,image/png,image/webp,image/gif,application/pdf,text/plain" {
+		t.Errorf("defaults: %d %s %v %v", c.AttachmentMaxBytes, c.AttachmentStore, c.LLMVision, c.AttachmentTypes)
+	}
+	c, err = load(map[string]string{"TANDEM_ATTACHMENT_MAX_BYTES": "512kb", "TANDEM_ATTACHMENT_TYPES": " image/PNG , application/pdf ",
+		"LLM_VISION": "true", "TANDEM_ATTACHMENT_STORE": "s3", "S3_ENDPOINT": "http://127.0.0.1:9000/", "S3_BUCKET": "att",
+		"S3_ACCESS_KEY_ID": "k", "S3_SECRET_ACCESS_KEY": "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AttachmentMaxBytes != 512<<10 || strings.Join(c.AttachmentTypes, ",") != "image/png,application/pdf" || !c.LLMVision ||
+		c.S3Endpoint != "http://127.0.0.1:9000" || c.S3Prefix != "tandem/" {
+		t.Errorf("values: %d %v %v %q %q", c.AttachmentMaxBytes, c.AttachmentTypes, c.LLMVision, c.S3Endpoint, c.S3Prefix)
+	}
+	for _, tc := range []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{"TANDEM_ATTACHMENT_MAX_BYTES": "lots"}, "not a size"},
+		{map[string]string{"TANDEM_ATTACHMENT_MAX_BYTES": "200MB"}, "between 1 byte and 100MB"},
+		{map[string]string{"TANDEM_ATTACHMENT_TYPES": "image/svg+xml"}, "cannot be recognised from the content"},
+		{map[string]string{"LLM_VISION": "maybe"}, "not true or false"},
+		{map[string]string{"TANDEM_ATTACHMENT_STORE": "ftp"}, "must be postgres or s3"},
+		{map[string]string{"TANDEM_ATTACHMENT_STORE": "s3"}, "needs S3_ENDPOINT and S3_BUCKET"},
+		{map[string]string{"TANDEM_ATTACHMENT_STORE": "s3", "S3_ENDPOINT": "s3.example.com", "S3_BUCKET": "b"}, "S3_ENDPOINT must be a URL"},
+		{map[string]string{"TANDEM_ATTACHMENT_STORE": "s3", "S3_ENDPOINT": "https://s3.example.com", "S3_BUCKET": "b", "S3_ACCESS_KEY_ID": "k"}, "go together"},
+	} {
+		if _, err := load(tc.vars); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v; want %q", tc.vars, err, tc.want)
+		}
+	}
+}

@@ -78,6 +78,38 @@ func (r Recorded) Contains(s string) bool {
 	return found
 }
 
+// Images returns the URLs of the images a chat request showed the model
+// (image_url parts of multi-part messages), in order.
+func (r Recorded) Images() []string {
+	if r.Chat == nil {
+		return nil
+	}
+	var out []string
+	for _, m := range r.Chat.Messages {
+		for _, p := range m.MultiContent {
+			if p.Type == openai.ChatMessagePartTypeImageURL && p.ImageURL != nil {
+				out = append(out, p.ImageURL.URL)
+			}
+		}
+	}
+	return out
+}
+
+// Text returns a chat message's text: its content, or the text parts of a
+// multi-part message joined by newlines.
+func Text(m openai.ChatCompletionMessage) string {
+	if m.Content != "" || len(m.MultiContent) == 0 {
+		return m.Content
+	}
+	var parts []string
+	for _, p := range m.MultiContent {
+		if p.Type == openai.ChatMessagePartTypeText {
+			parts = append(parts, p.Text)
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
 // Server is a running fake. The zero value is not usable; call New.
 type Server struct {
 	srv *httptest.Server
@@ -468,7 +500,7 @@ func decodeInputs(raw json.RawMessage) ([]string, error) {
 func defaultReply(req openai.ChatCompletionRequest) string {
 	for i := len(req.Messages) - 1; i >= 0; i-- {
 		if m := req.Messages[i]; m.Role == openai.ChatMessageRoleUser {
-			return "fake reply: " + m.Content
+			return "fake reply: " + Text(m)
 		}
 	}
 	return "fake reply"
@@ -524,7 +556,12 @@ func Tokens(text string) []string {
 func promptTokens(req openai.ChatCompletionRequest) int {
 	n := 0
 	for _, m := range req.Messages {
-		n += len(Tokens(m.Content))
+		n += len(Tokens(Text(m)))
+		for _, p := range m.MultiContent {
+			if p.Type == openai.ChatMessagePartTypeImageURL {
+				n += 85 // what a low-detail image costs at OpenAI
+			}
+		}
 	}
 	return n
 }
