@@ -321,8 +321,8 @@ func (s *Service) Upload(ctx context.Context, convID string, author Author, name
 		if _, derr := s.pool.Exec(context.WithoutCancel(ctx), `DELETE FROM attachments WHERE id = $1`, a.ID); derr != nil {
 			s.log.Error("handoff: remove attachment after a failed write", "conversation_id", convID, "error", derr)
 		}
+		s.log.Error("handoff: store attachment", "conversation_id", convID, "error", err)
 		if errs.CodeOf(err) == errs.Internal {
-			s.log.Error("handoff: store attachment", "conversation_id", convID, "error", err)
 			return nil, errs.Errorf(errs.Unavailable, "the file could not be stored; try again shortly")
 		}
 		return nil, err
@@ -431,8 +431,10 @@ func (s *Service) AttachmentData(ctx context.Context, a *StoredAttachment, thumb
 	}
 	data, err := s.opt.Attachments.Store.Get(ctx, key)
 	if err != nil {
-		if errs.CodeOf(err) == errs.Internal {
+		if errs.CodeOf(err) != errs.NotFound {
 			s.log.Error("handoff: read attachment", "conversation_id", a.ConversationID, "error", err)
+		}
+		if errs.CodeOf(err) == errs.Internal {
 			return nil, "", errs.Errorf(errs.Unavailable, "the file could not be read; try again shortly")
 		}
 		return nil, "", err

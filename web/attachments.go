@@ -60,7 +60,9 @@ func (s *Server) uploadAttachment(c *fiber.Ctx) error {
 // downloadAttachment serves an attachment or its thumbnail with the stored
 // (sniffed) type. Photos, PDF and text open in the browser; anything else
 // downloads. The bytes are the customer's: the answer may not run scripts
-// (sandbox), may not be sniffed into another type, and is cached privately.
+// (sandbox) nor be sniffed into another type, and like every API answer it
+// is not stored by caches (apiHeaders); the ETag saves a client that keeps
+// its own copy the transfer.
 func (s *Server) downloadAttachment(thumbnail bool) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		a := c.Locals("access").(*access)
@@ -73,7 +75,6 @@ func (s *Server) downloadAttachment(thumbnail bool) fiber.Handler {
 			return err
 		}
 		etag := `"` + hexPrefix(att.SHA256) + map[bool]string{true: "-t", false: ""}[thumbnail] + `"`
-		c.Set(fiber.HeaderCacheControl, "private, max-age=86400")
 		c.Set(fiber.HeaderETag, etag)
 		c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 		c.Set(fiber.HeaderContentSecurityPolicy, "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox")

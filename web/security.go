@@ -95,7 +95,7 @@ func (s *Server) sameOrigin(c *fiber.Ctx) bool {
 // customerPaths are the endpoints a customer's browser may call from a
 // widget origin (TANDEM_ALLOWED_ORIGINS) with CORS. Staff endpoints are
 // never open to other origins.
-var customerPaths = regexp.MustCompile(`^/api/v1/(conversations(/[^/]+(/messages|/csat)?)?|customers/me/conversations(/[^/]+/messages)?)/?$`)
+var customerPaths = regexp.MustCompile(`^/api/v1/(conversations(/[^/]+(/messages|/csat|/attachments(/[^/]+(/thumbnail)?)?)?)?|customers/me/conversations(/[^/]+/messages)?)/?$`)
 
 // corsAllowed reports whether origin is one of the configured widget
 // origins (the public URL's own origin needs no CORS).
