@@ -28,6 +28,12 @@ func (s *Server) uploadAttachment(c *fiber.Ctx) error {
 	if !strings.HasPrefix(strings.ToLower(c.Get(fiber.HeaderContentType)), fiber.MIMEMultipartForm) {
 		return errs.Errorf(errs.Invalid, "send the file as multipart/form-data with a `file` field")
 	}
+	a := c.Locals("access").(*access)
+	// An upload counts against the conversation's message rate, like the
+	// message that will carry it.
+	if err := s.allowCustomerMessage(c, a, c.Params("id")); err != nil {
+		return err
+	}
 	fh, err := c.FormFile("file")
 	if err != nil {
 		return errs.Errorf(errs.Invalid, "the multipart form needs a `file` field")
@@ -45,7 +51,6 @@ func (s *Server) uploadAttachment(c *fiber.Ctx) error {
 	if err != nil {
 		return errs.Errorf(errs.Invalid, "cannot read the uploaded file")
 	}
-	a := c.Locals("access").(*access)
 	author := handoff.Author{Role: handoff.RoleCustomer}
 	if a.staff != nil {
 		author = handoff.Author{Role: handoff.RoleAgent, ID: a.staff.ID}
