@@ -8,11 +8,16 @@ import (
 	"image/jpeg"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"net/textproto"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/tandem-chat/tandem/handoff"
 	"github.com/tandem-chat/tandem/internal/db/dbtest"
 	"github.com/tandem-chat/tandem/internal/imaging"
 	"github.com/tandem-chat/tandem/internal/imaging/imagetest"
@@ -414,4 +419,75 @@ func TestAttachments(t *testing.T) {
 		}
 		s.do(t, "GET", unsent.URL, other.Token, nil).expect(t, http.StatusNotFound)
 	})
+}
+
+// TestAttachmentsS3 runs the server with TANDEM_ATTACHMENT_STORE=s3 against
+// gofakes3 (an in-memory server of the S3 API): uploads land in the bucket
+// under the prefix, downloads come from it, and deleting the conversation
+// (as retention does) deletes the objects at the next sweep.
+func TestAttachmentsS3(t *testing.T) {
+	t.Parallel()
+	backend := s3mem.New()
+	if err := backend.CreateBucket("tandem-files"); err != nil {
+		t.Fatal(err)
+	}
+	s3 := httptest.NewServer(gofakes3.New(backend).Server())
+	t.Cleanup(s3.Close)
+	s := startServerWith(t, dbtest.New(t), map[string]string{
+		"TANDEM_ATTACHMENT_STORE": "s3", "S3_ENDPOINT": s3.URL, "S3_BUCKET": "tandem-files", "S3_REGION": "us-east-1",
+		"S3_ACCESS_KEY_ID": "AKIATEST", "S3_SECRET_ACCESS_KEY": "test-secret", "S3_PREFIX": "prod/",
+	})
+	s.Conv.SetResponder(handoff.Unconfigured{})
+	ctx := context.Background()
+	objects := func() []string {
+		t.Helper()
+		list, err := backend.ListBucket("tandem-files", nil, gofakes3.ListBucketPage{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, o := range list.Contents {
+			keys = append(keys, o.Key)
+		}
+		return keys
+	}
+	c := s.createConversation(t)
+	photo := imagetest.JPEG(imagetest.Pattern(300, 200), 1)
+	a := s.uploaded(t, c.ID, c.Token, "zipper.jpg", "image/jpeg", photo)
+	if keys := objects(); len(keys) != 2 || keys[0] != "prod/conversations/"+c.ID+"/"+a.ID {
+		t.Fatalf("objects %v: want the photo and its thumbnail under prod/conversations/%s/", keys, c.ID)
+	}
+	var n int
+	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM attachment_blobs`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d blobs in the database (%v): want none with the S3 store", n, err)
+	}
+	s.postAttachments(t, c.ID, c.Token, "", "p1", a.ID).expect(t, http.StatusCreated)
+	r := s.do(t, "GET", a.URL, c.Token, nil).expect(t, http.StatusOK)
+	if bytes.Contains(r.body, []byte(imagetest.Secret)) || r.header.Get("Content-Type") != "image/jpeg" {
+		t.Errorf("download from S3: %v, metadata kept %v", r.header, bytes.Contains(r.body, []byte(imagetest.Secret)))
+	}
+	s.do(t, "GET", a.ThumbnailURL, c.Token, nil).expect(t, http.StatusOK)
+
+	if _, err := s.Pool.Exec(ctx, `DELETE FROM conversations WHERE id = $1`, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if keys := objects(); len(keys) != 2 {
+		t.Fatalf("objects %v before the sweep", keys)
+	}
+	if n, err := s.Conv.SweepAttachments(ctx); err != nil || n != 2 {
+		t.Fatalf("sweep deleted %d blobs (%v), want 2", n, err)
+	}
+	if keys := objects(); len(keys) != 0 {
+		t.Errorf("objects %v outlived their conversation", keys)
+	}
+
+	// A store that goes away: uploads fail with 503, and nothing is kept.
+	s3.Close()
+	c2 := s.createConversation(t)
+	if code := s.attach(t, c2.ID, c2.Token, "x.txt", "text/plain", []byte("hello")).expect(t, http.StatusServiceUnavailable).errorCode(t); code != "unavailable" {
+		t.Errorf("code %q", code)
+	}
+	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM attachments WHERE conversation_id = $1`, c2.ID).Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d attachment rows kept after a failed upload", n)
+	}
 }
