@@ -19,13 +19,18 @@ import (
 
 // Options configure a Service.
 type Options struct {
-	MaxTextRunes int              // longest message text; default 4000
-	HistorySize  int              // messages a Responder sees; default 20
-	TurnTimeout  time.Duration    // bound of one bot turn; default 60s
-	Now          func() time.Time // clock; default time.Now
-	Logger       *slog.Logger
-	Routing      Routing // assignment, presence and SLA timings
-	Webhooks     WebhookOptions
+	MaxTextRunes int           // longest message text; default 4000
+	HistorySize  int           // messages a Responder sees; default 20
+	TurnTimeout  time.Duration // bound of one bot turn; default 60s
+	// TurnGrace is how long a customer's message may wait for the bot
+	// before its turn is taken for lost (its instance stopped) and run
+	// again by any instance; default twice TurnTimeout and 5 s, past any
+	// turn still running.
+	TurnGrace time.Duration
+	Now       func() time.Time // clock; default time.Now
+	Logger    *slog.Logger
+	Routing   Routing // assignment, presence and SLA timings
+	Webhooks  WebhookOptions
 	// RetentionEvery is how often each instance checks whether the daily
 	// retention run is due; default 1h.
 	RetentionEvery time.Duration
@@ -48,9 +53,14 @@ type Service struct {
 	turns   sync.WaitGroup
 	turnCtx context.Context
 	stop    context.CancelFunc
-	locksMu sync.Mutex
-	locks   map[string]*convLock
-	batch   batcher // customers' messages, stored in batches (batch.go)
+	// The sweep of unanswered turns stops first at Close, so that it
+	// starts no turn while Close waits for them.
+	sweepCtx  context.Context
+	sweepStop context.CancelFunc
+	swept     sync.WaitGroup
+	locksMu   sync.Mutex
+	locks     map[string]*convLock
+	batch     batcher // customers' messages, stored in batches (batch.go)
 
 	// kick asks the router for an assignment round.
 	kick chan struct{}
@@ -76,6 +86,9 @@ func NewService(pool *pgxpool.Pool, responder Responder, opt Options) *Service {
 	}
 	if opt.TurnTimeout <= 0 {
 		opt.TurnTimeout = 60 * time.Second
+	}
+	if opt.TurnGrace <= 0 {
+		opt.TurnGrace = 2*opt.TurnTimeout + 5*time.Second
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -104,6 +117,7 @@ func NewService(pool *pgxpool.Pool, responder Responder, opt Options) *Service {
 	}
 	s.turnCtx, s.stop = context.WithCancel(context.Background())
 	s.hooks = newWebhooks(pool, opt.Webhooks, opt.Logger, opt.Now)
+	s.sweepCtx, s.sweepStop = context.WithCancel(context.Background())
 	s.pub = newPublisher(pool, opt.Logger)
 	s.listener = &Listener{pool: pool, hub: s.hub, log: opt.Logger, ready: make(chan struct{}),
 		load: func(ctx context.Context, id string, seq int64) (*Message, error) {
@@ -137,6 +151,15 @@ func (s *Service) Run(ctx context.Context) {
 	go func() { defer s.routed.Done(); s.hooks.run(rctx) }()
 	go func() { defer s.routed.Done(); s.retentionDaily(rctx, s.opt.RetentionEvery) }()
 	go func() { defer s.routed.Done(); s.sweep(rctx) }()
+	sctx, scancel := context.WithCancel(ctx)
+	s.swept.Add(1)
+	go func() {
+		defer s.swept.Done()
+		defer scancel()
+		stop := context.AfterFunc(s.sweepCtx, scancel)
+		defer stop()
+		s.sweepTurns(sctx)
+	}()
 	s.listener.Run(ctx)
 }
 
@@ -145,6 +168,8 @@ func (s *Service) Ready() <-chan struct{} { return s.listener.Ready() }
 
 // Close waits (bounded by ctx) for bot turns in flight, then cancels the rest.
 func (s *Service) Close(ctx context.Context) {
+	s.sweepStop()
+	s.swept.Wait()
 	done := make(chan struct{})
 	go func() { s.turns.Wait(); close(done) }()
 	select {
@@ -459,16 +484,22 @@ func (s *Service) startTurn(convID string, msg Message) <-chan struct{} {
 
 func (s *Service) runTurn(ctx context.Context, convID string, msg Message) error {
 	start := time.Now()
-	conv, err := s.store.conversation(ctx, s.pool, convID)
+	var conv *Conversation
+	var history []Message
+	// A database that is restarting is waited for (within the turn's
+	// bound): the customer's message is stored, and must get its answer.
+	err := whileUnavailable(ctx, func() (err error) {
+		if conv, err = s.store.conversation(ctx, s.pool, convID); err != nil || conv.State != StateBot {
+			return err
+		}
+		history, err = s.store.lastMessages(ctx, convID, s.opt.HistorySize)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	if conv.State != StateBot {
 		return nil // a person took over meanwhile
-	}
-	history, err := s.store.lastMessages(ctx, convID, s.opt.HistorySize)
-	if err != nil {
-		return err
 	}
 	turn := Turn{Conversation: *conv, History: history, Message: msg,
 		ReadAttachment: func(ctx context.Context, a Attachment) ([]byte, error) {
@@ -494,7 +525,15 @@ func (s *Service) runTurn(ctx context.Context, convID string, msg Message) error
 			Meta:     Meta{Decision: "escalate", Reason: "bot_unavailable"},
 			Escalate: &Escalation{Reason: "bot_unavailable"}}
 	}
-	if err := s.applyReply(context.WithoutCancel(ctx), convID, reply); err != nil {
+	// The reply is stored even if the turn's time ran out meanwhile, within
+	// a bound of its own.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.TurnTimeout)
+	defer cancel()
+	attempt := 0
+	if err := whileUnavailable(actx, func() error {
+		attempt++
+		return s.applyReply(actx, convID, msg.Seq, reply, attempt > 1)
+	}); err != nil {
 		return err
 	}
 	metrics.BotTurnDuration.Observe(time.Since(start).Seconds())
@@ -504,9 +543,32 @@ func (s *Service) runTurn(ctx context.Context, convID string, msg Message) error
 	return nil
 }
 
+// whileUnavailable runs fn until it succeeds, fails for another reason than
+// an unreachable database, or ctx ends, backing off between attempts.
+func whileUnavailable(ctx context.Context, fn func() error) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || !db.Unreachable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
 // applyReply stores the bot's message and, if it escalates, the move to the
 // queue, in one transaction.
-func (s *Service) applyReply(ctx context.Context, convID string, reply Reply) error {
+//
+// again says an earlier attempt failed on the way, maybe after its commit
+// (the connection broke before the answer came back): then a reply already
+// stored after the customer's message (seq after) with the same role and
+// text is this one, and is not stored twice.
+func (s *Service) applyReply(ctx context.Context, convID string, after int64, reply Reply, again bool) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return db.Translate(err, "conversation")
@@ -516,12 +578,22 @@ func (s *Service) applyReply(ctx context.Context, convID string, reply Reply) er
 	if err != nil {
 		return err
 	}
-	if conv.State != StateBot {
-		return nil // a person took over while the bot was thinking
-	}
 	role := reply.Role
 	if role == "" {
 		role = RoleBot
+	}
+	if again {
+		var stored bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE conversation_id = $1
+			AND seq > $2 AND role = $3 AND text = $4)`, convID, after, role, reply.Text).Scan(&stored); err != nil {
+			return db.Translate(err, "conversation")
+		}
+		if stored {
+			return nil
+		}
+	}
+	if conv.State != StateBot {
+		return nil // a person took over while the bot was thinking
 	}
 	out := &outbox{}
 	if strings.TrimSpace(reply.Text) != "" {

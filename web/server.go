@@ -20,6 +20,7 @@ import (
 	"github.com/tandem-chat/tandem/bot"
 	"github.com/tandem-chat/tandem/handoff"
 	"github.com/tandem-chat/tandem/internal/auth"
+	"github.com/tandem-chat/tandem/internal/db"
 	"github.com/tandem-chat/tandem/internal/errs"
 	"github.com/tandem-chat/tandem/internal/metrics"
 	"github.com/tandem-chat/tandem/knowledge"
@@ -218,9 +219,19 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 			msg = s.tooLargeMessage(c.Method(), c.Path())
 		}
 	}
+	if code == errs.Internal && fe == nil && db.Unreachable(err) {
+		// A path that did not translate its database error: the database
+		// is away, which is worth a retry, not an internal error.
+		code, msg = errs.Unavailable, "the database is unavailable; try again shortly"
+	}
 	status, ok := statusOf[code]
 	if !ok {
 		status = fiber.StatusInternalServerError
+	}
+	if code == errs.Unavailable {
+		if c.GetRespHeader(fiber.HeaderRetryAfter) == "" {
+			c.Set(fiber.HeaderRetryAfter, "1")
+		}
 	}
 	if code == errs.Internal {
 		s.log.Error("request failed", "method", c.Method(), "path", c.Path(),

@@ -110,7 +110,7 @@ func NewMain(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Mai
 		return nil, err
 	}
 	m.Conv = handoff.NewService(pool, m.Bot, handoff.Options{
-		MaxTextRunes: cfg.MaxTextRunes, Logger: logger,
+		MaxTextRunes: cfg.MaxTextRunes, Logger: logger, TurnTimeout: cfg.TurnTimeout,
 		Attachments: handoff.AttachmentOptions{Store: blobs, MaxBytes: cfg.AttachmentMaxBytes, Types: cfg.AttachmentTypes},
 	})
 	m.Web = web.New(web.Deps{

@@ -30,6 +30,7 @@ type Config struct {
 	Origins      []string      // TANDEM_ALLOWED_ORIGINS: browser origins allowed for WebSockets and CORS
 	MaxTextRunes int           // TANDEM_MAX_MESSAGE_CHARS
 	WaitTimeout  time.Duration // TANDEM_WAIT_TIMEOUT: bound for ?wait=true
+	TurnTimeout  time.Duration // TANDEM_BOT_TURN_TIMEOUT: bound of one bot turn
 	DBMaxConns   int           // TANDEM_DB_MAX_CONNS
 	PProfAddr    string        // TANDEM_PPROF_ADDR: where to serve Go's profiler; unset: nowhere
 
@@ -91,6 +92,7 @@ var Vars = []Var{
 	{"TANDEM_DEMO_PASSWORD", "tandem-demo", "password of the demo accounts that make run creates locally"},
 	{"TANDEM_MAX_MESSAGE_CHARS", "4000", "longest message text accepted"},
 	{"TANDEM_WAIT_TIMEOUT", "20s", "how long ?wait=true waits for the bot's turn"},
+	{"TANDEM_BOT_TURN_TIMEOUT", "60s", "bound of one bot turn; a turn left unanswered (its instance stopped) runs again on any instance after twice this and 5 s"},
 	{"TANDEM_DB_MAX_CONNS", "20", "database connections per instance"},
 	{"TANDEM_PPROF_ADDR", "(unset: off)", "address to serve Go's profiler on (/debug/pprof/), e.g. 127.0.0.1:6060; keep it private"},
 	{"TANDEM_RATE_NEW_CONVERSATIONS", "60", "conversations one client address may start per minute (0: no limit)"},
@@ -176,6 +178,9 @@ func Load(getenv func(string) string) (*Config, error) {
 		}
 	}
 	if c.WaitTimeout, err = durVar(getenv, "TANDEM_WAIT_TIMEOUT", 20*time.Second); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if c.TurnTimeout, err = durVar(getenv, "TANDEM_BOT_TURN_TIMEOUT", 60*time.Second); err != nil {
 		problems = append(problems, err.Error())
 	}
 	if c.LLMTimeout, err = durVar(getenv, "LLM_TIMEOUT", 30*time.Second); err != nil {

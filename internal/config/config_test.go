@@ -36,6 +36,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"Origins", len(c.Origins), 0},
 		{"MaxTextRunes", c.MaxTextRunes, 4000},
 		{"WaitTimeout", c.WaitTimeout, 20 * time.Second},
+		{"TurnTimeout", c.TurnTimeout, 60 * time.Second},
 		{"DBMaxConns", c.DBMaxConns, 20},
 		{"LLMBaseURL", c.LLMBaseURL, ""},
 		{"LLMModel", c.LLMModel, "gpt-4o-mini"},

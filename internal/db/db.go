@@ -6,6 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -70,20 +74,38 @@ func Translate(err error, what string) error {
 			return errs.Errorf(errs.Conflict, "%s already exists", what)
 		case "22P02": // invalid_text_representation, e.g. a malformed uuid
 			return errs.Errorf(errs.NotFound, "%s not found", what)
-		case "57P01", "57P02", "57P03", "53300":
-			return &wrapped{errs.Errorf(errs.Unavailable, "the database is unavailable; try again shortly"), err}
 		}
-		return err
 	}
-	if pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded) || isConnErr(err) {
+	if Unreachable(err) {
 		return &wrapped{errs.Errorf(errs.Unavailable, "the database is unavailable; try again shortly"), err}
 	}
 	return err
 }
 
-func isConnErr(err error) bool {
+// Unreachable reports whether err means the database could not be reached
+// or went away (restarting, shutting down, refusing connections, a broken
+// connection, a timeout), as opposed to refusing the statement: such a
+// request may succeed if tried again shortly.
+func Unreachable(err error) bool {
+	if err == nil || errs.CodeOf(err) == errs.Unavailable {
+		return err != nil
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutting down, crashed, starting up
+			pgErr.Code == "53300": // too many connections
+			return true
+		}
+		return false
+	}
 	var ce *pgconn.ConnectError
-	return errors.As(err, &ce)
+	var ne net.Error
+	return pgconn.SafeToRetry(err) || errors.As(err, &ce) || errors.As(err, &ne) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE) || pgconn.Timeout(err) || strings.Contains(err.Error(), "conn closed")
 }
 
 // wrapped keeps the coded error for callers and the cause for logs.

@@ -25,6 +25,11 @@ var (
 	WebSocketDrops = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tandem_websocket_slow_drops_total", Help: "WebSockets dropped because the client was too slow.",
 	})
+	// OwedTurns counts bot turns run by the sweep because the instance that
+	// stored the customer's message never answered it.
+	OwedTurns = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tandem_owed_turns_total", Help: "Bot turns run again because their message was left unanswered (its instance stopped, or its acknowledgement was lost).",
+	})
 	// Messages counts stored messages by role.
 	Messages = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "tandem_messages_total", Help: "Messages stored, by role.",
