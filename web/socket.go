@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"encoding/json"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -109,20 +108,10 @@ func (s *Server) untrack(k *socket) {
 // originAllowed accepts requests without an Origin (apps, not browsers), the
 // server's own origin, the public URL's origin and the configured ones.
 func (s *Server) originAllowed(c *fiber.Ctx) bool {
+	if s.sameOrigin(c) {
+		return true
+	}
 	origin := strings.TrimRight(c.Get(fiber.HeaderOrigin), "/")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil {
-		return false
-	}
-	if u.Host == string(c.Request().Host()) {
-		return true
-	}
-	if pu, err := url.Parse(s.deps.PublicURL); err == nil && pu.Scheme+"://"+pu.Host == origin {
-		return true
-	}
 	for _, o := range s.deps.Origins {
 		if o == "*" || strings.EqualFold(o, origin) {
 			return true
