@@ -134,7 +134,8 @@ func (s *Server) pageHeaders(c *fiber.Ctx, framable bool) {
 		"default-src 'self'",
 		"script-src 'self'",
 		"style-src 'self'",
-		"img-src 'self' data:",
+		// blob: shows attachments the chat fetched with its token.
+		"img-src 'self' data: blob:",
 		"font-src 'self'",
 		"media-src 'self' data:",
 		"connect-src " + connect,

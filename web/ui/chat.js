@@ -3,7 +3,7 @@
 // conversation, then one WebSocket that replays everything after the last
 // seq it saw and streams live events; messages are de-duplicated by seq and
 // resent with the same client_msg_id after a reconnect.
-import { h, icon, icons, uuid, pickLang, fmtTime, linkify } from './lib.js';
+import { h, icon, icons, uuid, pickLang, fmtTime, linkify, attachmentsEl, fmtSize } from './lib.js';
 
 const STRINGS = {
   en: {
@@ -52,6 +52,17 @@ const STRINGS = {
     history_unavailable: 'Your earlier conversations cannot be shown right now.',
     history_current: 'This conversation',
     history_messages: (n) => (n === 1 ? '1 message' : `${n} messages`),
+    attach: 'Attach a photo or file',
+    attach_uploading: 'Uploading…',
+    attach_failed: 'Not attached',
+    attach_remove: 'Remove',
+    attach_open: 'Open',
+    attach_download: 'Download',
+    attach_close: 'Close',
+    attach_unavailable: 'unavailable',
+    attach_drop: 'Drop photos or files to attach them',
+    attach_wait: 'Wait until the files are uploaded.',
+    attach_too_many: 'A message carries at most 10 files.',
   },
   zh: {
     title: '在线客服',
@@ -99,6 +110,17 @@ const STRINGS = {
     history_unavailable: '暂时无法显示您的历史会话。',
     history_current: '当前会话',
     history_messages: (n) => `${n} 条消息`,
+    attach: '发送照片或文件',
+    attach_uploading: '上传中…',
+    attach_failed: '未能添加',
+    attach_remove: '移除',
+    attach_open: '查看',
+    attach_download: '下载',
+    attach_close: '关闭',
+    attach_unavailable: '无法显示',
+    attach_drop: '将照片或文件拖到这里',
+    attach_wait: '请等待文件上传完成。',
+    attach_too_many: '每条消息最多 10 个文件。',
   },
 };
 
@@ -149,7 +171,24 @@ const st = {
   unread: 0,
   everOpen: false,
   pendingCsat: null,
+  staged: [], // files picked for the next message: {key, file, preview, status, att, error}
 };
+
+// Attachments are fetched with the conversation token (never put in a URL)
+// and shown from blob: URLs, each fetched once.
+const blobs = new Map();
+function authedURL(url) {
+  if (!blobs.has(url)) {
+    const conv = st.conv;
+    const p = (conv ? fetch(url, { headers: { Authorization: `Bearer ${conv.token}` } }) : Promise.reject(new Error('no conversation')))
+      .then((r) => { if (!r.ok) throw new Error(`HTTP ${r.status}`); return r.blob(); })
+      .then((b) => URL.createObjectURL(b));
+    p.catch(() => blobs.delete(url));
+    blobs.set(url, p);
+  }
+  return blobs.get(url);
+}
+const attWords = () => ({ open: T.attach_open, download: T.attach_download, close: T.attach_close, unavailable: T.attach_unavailable });
 
 // ---- storage -------------------------------------------------------------
 
@@ -165,7 +204,7 @@ function save() {
   try {
     if (!st.conv) localStorage.removeItem(STORE);
     else localStorage.setItem(STORE, JSON.stringify({ id: st.conv.id, token: st.conv.token, who,
-      outbox: st.outbox.map(({ id, text }) => ({ id, text })) }));
+      outbox: st.outbox.map(({ id, text, attachments, atts }) => ({ id, text, attachments, atts })) }));
   } catch { /* private mode: the chat still works for this page view */ }
 }
 
@@ -239,11 +278,13 @@ function sourcesEl(sources) {
         : h('span', {}, s.title || s.document_id)))));
 }
 
-function bubble(role, text, { who, time, sources, cls = '' } = {}) {
+function bubble(role, text, { who, time, sources, atts, cls = '' } = {}) {
   const whoText = role === 'customer' ? null : who;
+  // A message of attachments only keeps an empty bubble, hidden.
   return h('li', { class: `msg msg-${role} ${cls}` },
     whoText ? h('div', { class: 'who' }, whoText) : h('span', { class: 'sr-only' }, `${T.you}:`),
-    linkify(h('div', { class: 'bubble' }), text),
+    linkify(h('div', { class: text ? 'bubble' : 'bubble empty' }), text),
+    attachmentsEl(atts, authedURL, attWords()),
     sourcesEl(sources),
     time ? h('div', { class: 'time' }, time) : null);
 }
@@ -251,11 +292,12 @@ function bubble(role, text, { who, time, sources, cls = '' } = {}) {
 function messageEl(m) {
   const time = fmtTime(m.created_at, lang);
   if (m.role === 'system') return linkify(h('li', { class: 'note system' }), m.text);
-  if (m.role === 'customer') return bubble('customer', m.text, { time });
+  const atts = m.attachments;
+  if (m.role === 'customer') return bubble('customer', m.text, { time, atts });
   if (m.role === 'agent') {
-    return bubble('agent', m.text, { who: m.author_name || st.agentName || T.agent, time });
+    return bubble('agent', m.text, { who: m.author_name || st.agentName || T.agent, time, atts });
   }
-  return bubble('bot', m.text, { who: T.assistant, time, sources: m.meta?.sources });
+  return bubble('bot', m.text, { who: T.assistant, time, sources: m.meta?.sources, atts });
 }
 
 function greeting() {
@@ -393,7 +435,9 @@ function streamDelta(delta) {
     tail(st.streaming);
     hideTyping();
   }
-  st.streaming.querySelector('.bubble').append(document.createTextNode(delta));
+  const b = st.streaming.querySelector('.bubble');
+  b.classList.remove('empty');
+  b.append(document.createTextNode(delta));
   scrollDown();
 }
 
@@ -461,23 +505,28 @@ function onError(f) {
   const t = el.querySelector('.time');
   t.textContent = `${T.failed}: ${f.error?.message || ''}`;
   if (item) {
-    t.append(h('button', { type: 'button', class: 'retry', onclick: () => { el.remove(); queue(item.text); } }, T.retry));
+    t.append(h('button', { type: 'button', class: 'retry', onclick: () => { el.remove(); queue(item.text, item.atts); } }, T.retry));
   }
 }
 
 // ---- sending ---------------------------------------------------------------
 
 function pendingEl(item) {
-  const el = bubble('customer', item.text, { time: T.sending, cls: 'pending' });
+  const el = bubble('customer', item.text, { time: T.sending, cls: 'pending', atts: item.atts });
   el.dataset.cid = item.id;
   tail(el);
   scrollDown(true);
 }
 
-function queue(text) {
+// queue sends a message: text, attachments already uploaded, or both.
+function queue(text, atts = []) {
   text = text.trim();
-  if (!text) return;
+  if (!text && !atts.length) return;
   const item = { id: uuid(), text };
+  if (atts.length) {
+    item.attachments = atts.map((a) => a.id);
+    item.atts = atts;
+  }
   st.outbox.push(item);
   save();
   pendingEl(item);
@@ -540,7 +589,7 @@ function flush() {
   for (const item of st.outbox) {
     if (item.gen === st.gen) continue;
     item.gen = st.gen;
-    ws.send(JSON.stringify({ type: 'message', text: item.text, client_msg_id: item.id }));
+    ws.send(JSON.stringify({ type: 'message', text: item.text, client_msg_id: item.id, attachments: item.attachments || [] }));
   }
   sendCsat();
 }
@@ -628,11 +677,83 @@ function reset() {
   if (st.ws) { st.ws.onclose = null; st.ws.close(); }
   Object.assign(st, { conv: null, ws: null, outbox: [], streamSeq: 0, attempt: 0, state: 'bot', agentName: '', queue: null, streaming: null, everOpen: false });
   st.seen.clear();
+  clearStaged();
+  blobs.clear();
   save();
   list.replaceChildren();
   greeting();
   setStatus();
   setConn(null);
+}
+
+// ---- attachments ---------------------------------------------------------------
+
+// stage uploads picked, pasted or dropped files at once, into the
+// conversation (started if need be); the next message carries those that
+// made it. The server decides what is accepted and says why not.
+async function stage(files) {
+  for (const file of files) {
+    if (st.staged.length >= 10) {
+      setConn(T.attach_too_many, true);
+      break;
+    }
+    const item = { key: uuid(), file, status: 'uploading' };
+    if (file.type.startsWith('image/')) item.preview = URL.createObjectURL(file);
+    st.staged.push(item);
+    drawStaged();
+    upload(item);
+  }
+}
+
+async function upload(item) {
+  try {
+    if (!st.conv) await create();
+    if (!st.ws) connect();
+    const conv = st.conv;
+    const form = new FormData();
+    form.append('file', item.file, item.file.name || 'pasted-image.png');
+    const r = await fetch(`/api/v1/conversations/${encodeURIComponent(conv.id)}/attachments`, {
+      method: 'POST', headers: { Authorization: `Bearer ${conv.token}` }, body: form,
+    });
+    const data = await r.json().catch(() => null);
+    if (!r.ok) throw new Error(data?.error?.message || `HTTP ${r.status}`);
+    if (st.conv !== conv) return; // a new conversation started meanwhile
+    item.status = 'ready';
+    item.att = data;
+  } catch (e) {
+    item.status = 'failed';
+    item.error = e.message === 'Failed to fetch' ? T.unreachable : e.message;
+  }
+  drawStaged();
+}
+
+function clearStaged() {
+  for (const x of st.staged) if (x.preview) URL.revokeObjectURL(x.preview);
+  st.staged = [];
+  drawStaged();
+}
+
+// drawStaged shows the files waiting for the next message, above the box.
+function drawStaged() {
+  const ul = $('staged');
+  ul.hidden = !st.staged.length;
+  ul.replaceChildren(...st.staged.map((x) => {
+    const remove = h('button', { type: 'button', class: 'staged-remove', 'aria-label': `${T.attach_remove} ${x.file.name}`, title: T.attach_remove },
+      icon(icons.close));
+    remove.addEventListener('click', () => {
+      if (x.preview) URL.revokeObjectURL(x.preview);
+      st.staged = st.staged.filter((y) => y !== x);
+      drawStaged();
+      input.focus();
+    });
+    const status = { uploading: T.attach_uploading, ready: fmtSize(x.file.size), failed: `${T.attach_failed}: ${x.error || ''}` }[x.status];
+    return h('li', { class: `staged-item ${x.status}`, dataset: { status: x.status }, title: x.file.name },
+      x.preview ? h('img', { src: x.preview, alt: '' }) : icon(icons.file),
+      h('span', { class: 'staged-text' }, h('span', { class: 'staged-name' }, x.file.name || 'image'), h('span', { class: 'staged-status' }, status)),
+      remove);
+  }));
+  const busy = st.staged.some((x) => x.status === 'uploading');
+  $('send').classList.toggle('busy', busy);
 }
 
 // ---- earlier conversations (verified customers) ---------------------------
@@ -735,12 +856,53 @@ function init() {
   $('composer').addEventListener('submit', (e) => {
     e.preventDefault();
     const text = input.value;
-    if (!text.trim()) return;
+    if (st.staged.some((x) => x.status === 'uploading')) {
+      setConn(T.attach_wait, true);
+      return;
+    }
+    const ready = st.staged.filter((x) => x.status === 'ready').map((x) => x.att);
+    if (!text.trim() && !ready.length) return;
     input.value = '';
     autosize();
-    queue(text);
+    queue(text, ready);
+    st.staged = st.staged.filter((x) => x.status !== 'ready');
+    drawStaged();
     input.focus();
   });
+  $('attach').addEventListener('click', () => $('attach-input').click());
+  $('attach-input').addEventListener('change', (e) => {
+    stage([...e.target.files]);
+    e.target.value = '';
+  });
+  // A screenshot pasted into the box, or files dropped on the chat.
+  input.addEventListener('paste', (e) => {
+    const files = [...(e.clipboardData?.files || [])];
+    if (files.length) {
+      e.preventDefault();
+      stage(files);
+    }
+  });
+  const chat = $('chat');
+  let drags = 0;
+  chat.addEventListener('dragenter', (e) => {
+    if (![...(e.dataTransfer?.types || [])].includes('Files')) return;
+    e.preventDefault();
+    drags++;
+    chat.classList.add('dropping');
+  });
+  chat.addEventListener('dragover', (e) => {
+    if ([...(e.dataTransfer?.types || [])].includes('Files')) e.preventDefault();
+  });
+  chat.addEventListener('dragleave', () => { if (--drags <= 0) { drags = 0; chat.classList.remove('dropping'); } });
+  chat.addEventListener('drop', (e) => {
+    drags = 0;
+    chat.classList.remove('dropping');
+    const files = [...(e.dataTransfer?.files || [])];
+    if (!files.length) return;
+    e.preventDefault();
+    stage(files);
+  });
+  chat.dataset.dropText = T.attach_drop;
   input.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
       e.preventDefault();
@@ -768,7 +930,8 @@ function init() {
   const saved = load();
   if (saved) {
     st.conv = { id: saved.id, token: saved.token };
-    st.outbox = Array.isArray(saved.outbox) ? saved.outbox.filter((o) => o && o.id && o.text) : [];
+    st.outbox = Array.isArray(saved.outbox)
+      ? saved.outbox.filter((o) => o && o.id && (o.text || (Array.isArray(o.attachments) && o.attachments.length))) : [];
     st.outbox.forEach(pendingEl);
     connect();
   }

@@ -2,8 +2,8 @@
 // chats come live over /ws/agent; the open conversation is read with its
 // transcript (handoff packet on top) and followed over its own WebSocket.
 // Where the server lacks an endpoint the page says so and keeps working.
-import { api, toast, unavailable, boot, h, icon, icons } from './staff.js';
-import { uuid, fmtTime, fmtDuration, fmtAgo, linkify } from './lib.js';
+import { api, upload, toast, unavailable, boot, h, icon, icons } from './staff.js';
+import { uuid, fmtTime, fmtDuration, fmtAgo, linkify, attachmentsEl, fmtSize } from './lib.js';
 
 const REASONS = {
   customer_request: 'Asked for a person',
@@ -39,7 +39,19 @@ const st = {
   canned: null, // {ok, list}
   titleFlash: 0,
   pending: new Map(), // client_msg_id → element
+  staged: { conv: null, items: [] }, // files for the next reply: {key, file, status, att, error, progress}
 };
+
+// Staff see attachments by their paths: the session cookie goes along.
+const direct = (url) => Promise.resolve(url);
+const attWords = { open: 'Open', download: 'Download', close: 'Close', unavailable: 'unavailable' };
+
+// said is a message as one line: its text, or its attachments' names.
+function said(m) {
+  if (m?.text) return m.text;
+  const names = (m?.attachments || []).map((a) => a.name);
+  return names.length ? `📎 ${names.join(', ')}` : '';
+}
 const el = {};
 
 boot({ title: 'Agent console', role: 'agent', current: '/console', render });
@@ -265,7 +277,7 @@ function onAgentFrame(f) {
       if (f.conversation_id !== st.selected && f.message?.role === 'customer' && st.mine.has(f.conversation_id)) {
         st.unread.add(f.conversation_id);
         drawMine();
-        blip(`${customerName(st.mine.get(f.conversation_id))}: ${f.message.text}`);
+        blip(`${customerName(st.mine.get(f.conversation_id))}: ${said(f.message)}`);
       }
       break;
     default:
@@ -478,14 +490,15 @@ function addLine(m, initial) {
     const srcs = (m.meta?.sources || []).map((s) => s.title).filter(Boolean);
     node = h('div', { class: `line ${m.role}` },
       h('div', { class: 'who' }, `${who} · ${fmtTime(m.created_at)}`),
-      linkify(h('div', { class: 'bubble' }), m.text),
+      linkify(h('div', { class: m.text ? 'bubble' : 'bubble empty' }), m.text),
+      attachmentsEl(m.attachments, direct, attWords),
       srcs.length ? h('div', { class: 'src' }, `Sources: ${[...new Set(srcs)].join(' · ')}`) : null);
   }
   node.dataset.seq = String(m.seq);
   insertBySeq(node, m.seq);
   if (!initial) {
     scrollThread();
-    if (m.role === 'customer') { el.typing.textContent = ''; blip(`${customerName(st.transcript?.conversation)}: ${m.text}`); }
+    if (m.role === 'customer') { el.typing.textContent = ''; blip(`${customerName(st.transcript?.conversation)}: ${said(m)}`); }
   }
 }
 
@@ -642,9 +655,26 @@ function composer() {
     if (!sg.text) { toast('The bot has no answer to suggest for this message.'); return; }
     showSuggestion(sg.text, (sg.sources || []).map((x) => x.title).filter(Boolean));
   });
-  const form = h('form', { class: 'composer2' }, el.suggest, el.reply,
-    h('div', { class: 'tools' }, el.canned, suggestBtn, h('span', { class: 'spacer' }), send));
+  const fileInput = h('input', { type: 'file', id: 'reply-file', multiple: true, hidden: true });
+  fileInput.addEventListener('change', () => { stageFiles([...fileInput.files]); fileInput.value = ''; });
+  const attachBtn = h('button', { type: 'button', class: 'btn', id: 'reply-attach', title: 'Attach a file (a label, a guide, an invoice) to the reply' },
+    icon(icons.clip), 'Attach');
+  attachBtn.addEventListener('click', () => fileInput.click());
+  el.staged = h('ul', { class: 'staged', id: 'reply-staged', 'aria-live': 'polite' });
+  const form = h('form', { class: 'composer2' }, el.suggest, el.staged, el.reply,
+    h('div', { class: 'tools' }, el.canned, suggestBtn, attachBtn, fileInput, h('span', { class: 'spacer' }), send));
   form.addEventListener('submit', (e) => { e.preventDefault(); sendReply(); });
+  el.reply.addEventListener('paste', (e) => {
+    const files = [...(e.clipboardData?.files || [])];
+    if (files.length) { e.preventDefault(); stageFiles(files); }
+  });
+  form.addEventListener('dragover', (e) => { if ([...(e.dataTransfer?.types || [])].includes('Files')) e.preventDefault(); });
+  form.addEventListener('drop', (e) => {
+    const files = [...(e.dataTransfer?.files || [])];
+    if (files.length) { e.preventDefault(); stageFiles(files); }
+  });
+  if (st.staged.conv !== st.selected) st.staged = { conv: st.selected, items: [] };
+  drawStaged();
   el.reply.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
   });
@@ -685,22 +715,65 @@ async function loadCanned() {
   el.canned.disabled = !list.length;
 }
 
+// stageFiles uploads files for the next reply at once; the server checks
+// their type and size and says why when it refuses one.
+function stageFiles(files) {
+  const id = st.selected;
+  if (!id) return;
+  for (const file of files) {
+    if (st.staged.items.length >= 10) { toast('A message carries at most 10 files.', 'bad'); break; }
+    const item = { key: uuid(), file, status: 'uploading', progress: 0 };
+    st.staged.items.push(item);
+    const form = new FormData();
+    form.append('file', file, file.name || 'pasted-image.png');
+    upload('POST', `/api/v1/conversations/${encodeURIComponent(id)}/attachments`, form, (p) => { item.progress = p; drawStaged(); })
+      .then((r) => {
+        if (r.ok) { item.status = 'ready'; item.att = r.data; } else { item.status = 'failed'; item.error = r.error?.message; }
+        drawStaged();
+      });
+  }
+  drawStaged();
+}
+
+function drawStaged() {
+  if (!el.staged) return;
+  const items = st.staged.items;
+  el.staged.hidden = !items.length;
+  el.staged.replaceChildren(...items.map((x) => {
+    const status = { uploading: `Uploading… ${Math.round((x.progress || 0) * 100)}%`, ready: fmtSize(x.file.size), failed: `Not attached: ${x.error || ''}` }[x.status];
+    const remove = h('button', { type: 'button', class: 'icon-btn', 'aria-label': `Remove ${x.file.name}`, title: 'Remove' }, icon(icons.close));
+    remove.addEventListener('click', () => { st.staged.items = st.staged.items.filter((y) => y !== x); drawStaged(); });
+    return h('li', { class: `staged-item ${x.status}`, dataset: { status: x.status } },
+      icon(x.file.type.startsWith('image/') ? icons.image : icons.file),
+      h('span', { class: 'staged-text' }, h('span', { class: 'staged-name' }, x.file.name || 'image'), h('span', { class: 'staged-status' }, status)),
+      remove);
+  }));
+}
+
 async function sendReply() {
   const text = el.reply.value.trim();
   const id = st.selected;
-  if (!text || !id) return;
+  if (st.staged.items.some((x) => x.status === 'uploading')) { toast('Wait until the files are uploaded.'); return; }
+  const atts = st.staged.items.filter((x) => x.status === 'ready').map((x) => x.att);
+  if ((!text && !atts.length) || !id) return;
   const cid = uuid();
   const node = h('div', { class: 'line agent pending', dataset: { pending: '' } },
-    h('div', { class: 'who' }, 'You · sending…'), linkify(h('div', { class: 'bubble' }), text));
+    h('div', { class: 'who' }, 'You · sending…'), linkify(h('div', { class: text ? 'bubble' : 'bubble empty' }), text),
+    attachmentsEl(atts, direct, attWords));
   st.pending.set(cid, node);
   el.thread.append(node);
   scrollThread();
   el.reply.value = '';
-  const r = await api('POST', `/api/v1/conversations/${encodeURIComponent(id)}/messages`, { text, client_msg_id: cid });
+  const sent = st.staged.items.filter((x) => x.status === 'ready');
+  st.staged.items = st.staged.items.filter((x) => x.status !== 'ready');
+  drawStaged();
+  const r = await api('POST', `/api/v1/conversations/${encodeURIComponent(id)}/messages`,
+    { text, client_msg_id: cid, attachments: atts.map((a) => a.id) });
   if (!r.ok) {
     node.remove();
     st.pending.delete(cid);
     el.reply.value = text;
+    if (st.selected === id) { st.staged.items.unshift(...sent); drawStaged(); }
     toast(`Not sent: ${r.error?.message}`, 'bad');
     return;
   }

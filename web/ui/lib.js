@@ -59,6 +59,8 @@ export const icons = {
   inbox: ['M22 12h-6l-2 3h-4l-2-3H2', 'M5.5 5.1 2 12v6a2 2 0 0 0 2 2h16a2 2 0 0 0 2-2v-6l-3.5-6.9A2 2 0 0 0 16.8 4H7.2a2 2 0 0 0-1.7 1.1z'],
   chart: ['M18 20V10', 'M12 20V4', 'M6 20v-6'],
   search: ['M11 19a8 8 0 1 0 0-16 8 8 0 0 0 0 16z', 'M21 21l-4.35-4.35'],
+  clip: ['M21.4 11.1l-9.2 9.2a6 6 0 0 1-8.5-8.5l9.2-9.2a4 4 0 0 1 5.7 5.7l-9.2 9.2a2 2 0 0 1-2.8-2.8l8.5-8.5'],
+  image: ['M19 3H5a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h14a2 2 0 0 0 2-2V5a2 2 0 0 0-2-2z', 'M8.5 10a1.5 1.5 0 1 0 0-3 1.5 1.5 0 0 0 0 3z', 'M21 15l-5-5L5 21'],
 };
 
 // uuid returns a random UUID v4, also outside secure contexts.
@@ -119,4 +121,66 @@ export function linkify(el, text) {
   }
   el.append(document.createTextNode(String(text).slice(last)));
   return el;
+}
+
+// fmtSize says a file size: "830 KB", "2.4 MB".
+export function fmtSize(n) {
+  if (!Number.isFinite(n) || n < 0) return '';
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${Math.round(n / 1024)} KB`;
+  return `${(n / (1024 * 1024)).toFixed(1).replace(/\.0$/, '')} MB`;
+}
+
+// thumbBox is the size a thumbnail is shown at (CSS pixels): the photo's
+// proportions within max×max, known before it loads so nothing jumps.
+function thumbBox(a, max) {
+  const w = Number(a.width) || max;
+  const hgt = Number(a.height) || max;
+  const k = Math.min(1, max / Math.max(w, hgt));
+  return { w: Math.max(24, Math.round(w * k)), h: Math.max(24, Math.round(hgt * k)) };
+}
+
+// attachmentsEl shows a message's attachments: photos as thumbnails that
+// open the whole picture, other files as links with their size. src(url)
+// resolves to a URL the page may show: a blob: URL for the customer, whose
+// token must not go in a URL, or the path itself for staff (their session
+// cookie goes along). t holds the words: {open, download}.
+export function attachmentsEl(atts, src, t = {}) {
+  if (!Array.isArray(atts) || !atts.length) return null;
+  return h('div', { class: 'atts' }, atts.map((a) => {
+    const file = () => {
+      const link = h('a', { class: 'att-file', href: '#', title: `${t.download || 'Download'} ${a.name}`, dataset: { id: a.id } },
+        icon(icons.file), h('span', { class: 'att-name' }, a.name), h('span', { class: 'att-size' }, fmtSize(a.size)));
+      link.addEventListener('click', (e) => {
+        e.preventDefault();
+        src(a.url).then((u) => {
+          const dl = h('a', { href: u, download: a.name, hidden: true });
+          document.body.append(dl);
+          dl.click();
+          dl.remove();
+        }).catch(() => link.classList.add('failed'));
+      });
+      return link;
+    };
+    if (!a.thumbnail_url) return file();
+    const box = thumbBox(a, 220);
+    const img = h('img', { class: 'att-thumb', alt: a.name, width: box.w, height: box.h, dataset: { id: a.id } });
+    const btn = h('button', { type: 'button', class: 'att-img', title: `${t.open || 'Open'} ${a.name}`, 'aria-label': `${t.open || 'Open'} ${a.name}` }, img);
+    btn.addEventListener('click', () => viewImage(a, src, t));
+    src(a.thumbnail_url).then((u) => { img.src = u; }).catch(() => btn.replaceWith(file()));
+    return btn;
+  }));
+}
+
+// viewImage shows a photo whole, in a dialog over the page.
+function viewImage(a, src, t) {
+  const img = h('img', { alt: a.name });
+  const close = h('button', { type: 'button', class: 'icon-btn att-close', 'aria-label': t.close || 'Close', title: t.close || 'Close' }, icon(icons.close));
+  const dlg = h('dialog', { class: 'att-viewer', 'aria-label': a.name }, close, img, h('p', { class: 'att-caption' }, a.name));
+  close.addEventListener('click', () => dlg.close());
+  dlg.addEventListener('click', (e) => { if (e.target === dlg) dlg.close(); });
+  dlg.addEventListener('close', () => dlg.remove());
+  document.body.append(dlg);
+  dlg.showModal();
+  src(a.url).then((u) => { img.src = u; }).catch(() => { img.alt = `${a.name} (${t.unavailable || 'unavailable'})`; });
 }
