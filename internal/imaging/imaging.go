@@ -132,9 +132,18 @@ func Preview(data []byte, maxSide int) (out []byte, contentType string, w, h int
 	if f == JPEG || isOpaque(src) {
 		draw.Draw(dst, dst.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
 	}
-	if tw == sw && th == sh {
+	switch {
+	case tw == sw && th == sh:
 		draw.Draw(dst, dst.Bounds(), src, src.Bounds().Min, draw.Over)
-	} else {
+	case sw > 3*tw:
+		// A big reduction: a cheap bilinear pass to three times the size,
+		// then Catmull-Rom for the smoothing that matters at thumbnail
+		// size; Catmull-Rom over all 12 megapixels of a photo took 800 ms
+		// here, the two passes 18 ms.
+		mid := image.NewRGBA(image.Rect(0, 0, 3*tw, 3*th))
+		xdraw.ApproxBiLinear.Scale(mid, mid.Bounds(), src, src.Bounds(), draw.Src, nil)
+		xdraw.CatmullRom.Scale(dst, dst.Bounds(), mid, mid.Bounds(), draw.Over, nil)
+	default:
 		xdraw.CatmullRom.Scale(dst, dst.Bounds(), src, src.Bounds(), draw.Over, nil)
 	}
 	turned := orient(dst, o)
