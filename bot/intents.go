@@ -179,7 +179,7 @@ func ValidateIntents(ins []Intent) error {
 	seen := map[string]bool{}
 	for i, in := range ins {
 		in.Name = strings.TrimSpace(in.Name)
-		if in.Name == "" || utf8.RuneCountInString(in.Name) > 64 {
+		if in.Name == "" || utf8.RuneCountInString(in.Name) > 64 || !storable(in.Name) {
 			return errs.Errorf(errs.Invalid, "intent %d: name must be 1 to 64 characters", i+1)
 		}
 		if in.Name == IntentNone || in.Name == IntentOOS {
@@ -199,15 +199,52 @@ func ValidateIntents(ins []Intent) error {
 			return errs.Errorf(errs.Invalid, "intent %q: at most 5000 examples", in.Name)
 		}
 		for _, e := range in.Examples {
-			if strings.TrimSpace(e) == "" || utf8.RuneCountInString(e) > 1000 || !utf8.ValidString(e) {
+			if strings.TrimSpace(e) == "" || utf8.RuneCountInString(e) > 1000 || !storable(e) {
 				return errs.Errorf(errs.Invalid, "intent %q: every example must be 1 to 1000 characters of text", in.Name)
 			}
+		}
+		if t := strings.TrimSpace(in.Team); utf8.RuneCountInString(t) > 64 || !storable(t) {
+			return errs.Errorf(errs.Invalid, "intent %q: team must be at most 64 characters of text", in.Name)
 		}
 		if in.Priority < 0 || in.Priority > 100 {
 			return errs.Errorf(errs.Invalid, "intent %q: priority must be 0 to 100", in.Name)
 		}
 	}
 	return nil
+}
+
+// groupExamples checks labelled examples and groups their texts by
+// intent, in order of first appearance, without repeats; out-of-scope
+// examples are left out. Returns Invalid, naming the first bad example.
+func groupExamples(examples []Example) (names []string, by map[string][]string, err error) {
+	by = map[string][]string{}
+	seen := map[string]bool{}
+	for i, e := range examples {
+		name := strings.TrimSpace(e.Intent)
+		if name == IntentOOS || name == "" {
+			continue
+		}
+		if name == IntentNone || utf8.RuneCountInString(name) > 64 || !storable(name) {
+			return nil, nil, errs.Errorf(errs.Invalid, "example %d: intent %q is reserved, longer than 64 characters or not text", i+1, name)
+		}
+		if strings.TrimSpace(e.Text) == "" || utf8.RuneCountInString(e.Text) > 1000 || !storable(e.Text) {
+			return nil, nil, errs.Errorf(errs.Invalid, "example %d: text must be 1 to 1000 characters", i+1)
+		}
+		if _, ok := by[name]; !ok {
+			names = append(names, name)
+		}
+		if key := name + "\x00" + e.Text; !seen[key] {
+			seen[key] = true
+			by[name] = append(by[name], e.Text)
+		}
+	}
+	return names, by, nil
+}
+
+// storable reports whether s can be kept as PostgreSQL text: valid UTF-8
+// without NUL characters (which JSON may carry as \u0000).
+func storable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // Replace stores ins as the complete set of intents, in one transaction.
@@ -260,27 +297,9 @@ func (s *IntentStore) Replace(ctx context.Context, ins []Intent) error {
 // Out-of-scope examples are skipped. It returns how many examples were new.
 // Returns Invalid, naming the first bad record, and then imports nothing.
 func (s *IntentStore) Import(ctx context.Context, examples []Example) (int, error) {
-	by := map[string][]string{}
-	seen := map[string]bool{}
-	var names []string
-	for i, e := range examples {
-		name := strings.TrimSpace(e.Intent)
-		if name == IntentOOS || name == "" {
-			continue
-		}
-		if name == IntentNone || utf8.RuneCountInString(name) > 64 {
-			return 0, errs.Errorf(errs.Invalid, "example %d: intent %q is reserved or longer than 64 characters", i+1, name)
-		}
-		if strings.TrimSpace(e.Text) == "" || utf8.RuneCountInString(e.Text) > 1000 || !utf8.ValidString(e.Text) {
-			return 0, errs.Errorf(errs.Invalid, "example %d: text must be 1 to 1000 characters", i+1)
-		}
-		if _, ok := by[name]; !ok {
-			names = append(names, name)
-		}
-		if key := name + "\x00" + e.Text; !seen[key] {
-			seen[key] = true
-			by[name] = append(by[name], e.Text)
-		}
+	names, by, err := groupExamples(examples)
+	if err != nil {
+		return 0, err
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {

@@ -279,8 +279,8 @@ func (s *Service) Post(ctx context.Context, convID string, author Author, nm New
 	if text == "" && len(nm.Attachments) == 0 {
 		return nil, errs.Errorf(errs.Invalid, "text must not be empty")
 	}
-	if !utf8.ValidString(text) {
-		return nil, errs.Errorf(errs.Invalid, "text must be valid UTF-8")
+	if !utf8.ValidString(text) || strings.ContainsRune(text, 0) {
+		return nil, errs.Errorf(errs.Invalid, "text must be valid UTF-8 without NUL characters")
 	}
 	if n := utf8.RuneCountInString(text); n > s.opt.MaxTextRunes {
 		return nil, errs.Errorf(errs.TooLarge, "text is %d characters; the limit is %d", n, s.opt.MaxTextRunes)

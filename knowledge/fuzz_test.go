@@ -2,6 +2,8 @@ package knowledge_test
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,9 +56,33 @@ func seeds() map[knowledge.Format][][]byte {
 	return s
 }
 
+// ownPanics collects panics the parsers recovered from that arose in our
+// own code: a bug, even though the upload only fails.
+var ownPanics struct {
+	sync.Mutex
+	list []string
+}
+
+func init() {
+	knowledge.SetPanicHook(func(r any, stack string) {
+		ownPanics.Lock()
+		ownPanics.list = append(ownPanics.list, fmt.Sprintf("%v\n%s", r, stack))
+		ownPanics.Unlock()
+	})
+}
+
 // checkFuzz runs one input and fails on anything but a clean result or a
-// user-facing error.
+// user-facing error, or on a panic in our code even when it was recovered.
 func checkFuzz(t *testing.T, f knowledge.Format, data []byte, maxRunes, overlap int16) {
+	defer func() {
+		ownPanics.Lock()
+		list := ownPanics.list
+		ownPanics.list = nil
+		ownPanics.Unlock()
+		if len(list) > 0 {
+			t.Fatalf("%s: the parser panicked in our code: %s", f, list[0])
+		}
+	}()
 	opt := knowledge.ChunkOptions{MaxRunes: int(maxRunes), OverlapRunes: int(overlap)}
 	// A hang is a failure too; the fuzzer would only stall on one.
 	var (

@@ -29,6 +29,7 @@ func parse(format Format, data []byte, opt ChunkOptions) (p *Parsed, err error) 
 	// A parser bug must cost one upload, not the process.
 	defer func() {
 		if r := recover(); r != nil {
+			recovered(r)
 			p, err = nil, errs.Errorf(errs.Invalid, "the file could not be read as %s", formatName(format))
 		}
 	}()

@@ -58,6 +58,7 @@ func parsePDF(data []byte, opt ChunkOptions) (p *Parsed, err error) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
+			recovered(r)
 			p, err = nil, errCorruptPDF
 		}
 	}()
@@ -168,6 +169,7 @@ type span struct {
 func (ex *pdfExtractor) pageText(page pdf.Value) (text string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			recovered(r)
 			if e, ok := r.(error); ok && errors.Is(e, errPDFBudget) {
 				err = errPDFBudget
 				return

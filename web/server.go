@@ -219,10 +219,14 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 			msg = s.tooLargeMessage(c.Method(), c.Path())
 		}
 	}
-	if code == errs.Internal && fe == nil && db.Unreachable(err) {
+	switch {
+	case code != errs.Internal || fe != nil:
+	case db.Unreachable(err):
 		// A path that did not translate its database error: the database
 		// is away, which is worth a retry, not an internal error.
 		code, msg = errs.Unavailable, "the database is unavailable; try again shortly"
+	case db.Unstorable(err):
+		code, msg = errs.Invalid, "the request holds characters that cannot be stored (such as NUL)"
 	}
 	status, ok := statusOf[code]
 	if !ok {

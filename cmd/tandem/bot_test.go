@@ -63,7 +63,7 @@ func startBotServer(t *testing.T, dbURL string, extra map[string]string) *server
 		m.Close()
 		t.Fatalf("Run: %v", err)
 	}
-	s := &server{Main: m, t: t, hc: &http.Client{Timeout: botWait + 15*time.Second, Transport: &http.Transport{}}}
+	s := &server{Main: m, t: t, logs: logs, hc: &http.Client{Timeout: botWait + 15*time.Second, Transport: &http.Transport{}}}
 	t.Cleanup(func() {
 		if err := s.close(); err != nil {
 			t.Errorf("Close: %v", err)

@@ -37,8 +37,9 @@ const wait = 5 * time.Second
 // server is one running gateway under test, with an HTTP client for it.
 type server struct {
 	*Main
-	t         *testing.T
+	t         testing.TB
 	hc        *http.Client
+	logs      *syncBuffer // the server's log, when the helper that started it keeps it
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -83,7 +84,7 @@ func start(t *testing.T, dbURL string, realBot bool) *server {
 }
 
 // startEnv is start with more environment variables (or other values).
-func startEnv(t *testing.T, dbURL string, realBot bool, extra map[string]string) *server {
+func startEnv(t testing.TB, dbURL string, realBot bool, extra map[string]string) *server {
 	t.Helper()
 	env := map[string]string{
 		"DATABASE_URL":        dbURL,
@@ -177,7 +178,7 @@ func (r *response) errorCode(t *testing.T) string {
 
 // do sends a request; body is sent as is when it is a string, as JSON
 // otherwise. headers come in name, value pairs.
-func (s *server) do(t *testing.T, method, path, token string, body any, headers ...string) *response {
+func (s *server) do(t testing.TB, method, path, token string, body any, headers ...string) *response {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {

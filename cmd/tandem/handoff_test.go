@@ -89,7 +89,7 @@ func startHandoffServer(t *testing.T, dbURL string, r handoff.Routing) *server {
 // staff adds a staff user straight into the database and opens an API
 // session for them, skipping the password hash (sign-in is tested
 // elsewhere). It returns the user's id and token.
-func (s *server) staff(t *testing.T, name string, roles ...string) (string, string) {
+func (s *server) staff(t testing.TB, name string, roles ...string) (string, string) {
 	t.Helper()
 	ctx := context.Background()
 	var id string

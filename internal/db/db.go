@@ -75,11 +75,22 @@ func Translate(err error, what string) error {
 		case "22P02": // invalid_text_representation, e.g. a malformed uuid
 			return errs.Errorf(errs.NotFound, "%s not found", what)
 		}
+		if Unstorable(err) {
+			return &wrapped{errs.Errorf(errs.Invalid, "the %s holds characters that cannot be stored (such as NUL)", what), err}
+		}
 	}
 	if Unreachable(err) {
 		return &wrapped{errs.Errorf(errs.Unavailable, "the database is unavailable; try again shortly"), err}
 	}
 	return err
+}
+
+// Unstorable reports whether err is PostgreSQL refusing text it cannot
+// store: a NUL character (in text, or \u0000 in JSON), or bytes that are
+// not UTF-8. The input was bad, not the server.
+func Unstorable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05")
 }
 
 // Unreachable reports whether err means the database could not be reached

@@ -123,6 +123,7 @@ type Server struct {
 	failN      int
 	failStatus int
 	cutAfter   int // chunks before the next stream is cut; -1 for none
+	stallAfter int // chunks before the next stream stalls; -1 for none
 	apiKey     string
 	requests   []Recorded
 
@@ -132,7 +133,7 @@ type Server struct {
 // New starts a fake on a local port. Close it when done, typically with
 // t.Cleanup(s.Close).
 func New() *Server {
-	s := &Server{dim: DefaultEmbeddingDim, cutAfter: -1}
+	s := &Server{dim: DefaultEmbeddingDim, cutAfter: -1, stallAfter: -1}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.chat)
 	mux.HandleFunc("POST /v1/embeddings", s.embeddings)
@@ -238,6 +239,15 @@ func (s *Server) CutNextStream(chunks int) {
 	s.cutAfter = chunks
 }
 
+// StallNextStream makes the next streamed answer stop sending after it has
+// sent chunks content chunks, and hold the connection open without a word
+// until the client gives up: a provider that hangs mid-answer.
+func (s *Server) StallNextStream(chunks int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stallAfter = chunks
+}
+
 // RequireKey makes the server answer 401 to requests that do not carry
 // "Authorization: Bearer key". An empty key accepts anything (the default).
 func (s *Server) RequireKey(key string) {
@@ -331,9 +341,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	replyFn, tokenDelay := s.reply, s.tokenDelay
-	cut := -1
+	cut, stall := -1, -1
 	if req.Stream {
 		cut, s.cutAfter = s.cutAfter, -1
+		stall, s.stallAfter = s.stallAfter, -1
 	}
 	s.mu.Unlock()
 	if replyFn == nil {
@@ -385,6 +396,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 			// Drop the connection without the final chunk; net/http
 			// aborts the response when a handler panics with this value.
 			panic(http.ErrAbortHandler)
+		}
+		if i == stall {
+			<-r.Context().Done()
+			return
 		}
 		if tokenDelay > 0 && !sleep(r, tokenDelay) {
 			return

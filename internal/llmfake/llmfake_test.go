@@ -78,6 +78,36 @@ func TestChat(t *testing.T) {
 			t.Errorf("reply = %q", got)
 		}
 	})
+	t.Run("ErrStall", func(t *testing.T) {
+		s, c := newClient(t)
+		s.SetReply(func(openai.ChatCompletionRequest) string { return "one two three four" })
+		s.StallNextStream(2)
+		req := chatRequest("x")
+		req.Stream = true
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		stream, err := c.CreateChatCompletionStream(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stream.Close()
+		text, _, finish, err := collect(stream)
+		if err == nil || ctx.Err() == nil {
+			t.Errorf("stream ended with %q, %v before the client gave up; want it held open", text, err)
+		}
+		if text != "one two" || finish != "" {
+			t.Errorf("text = %q, finish = %q before the stall", text, finish)
+		}
+		// The stall applies once.
+		stream2, err := c.CreateChatCompletionStream(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stream2.Close()
+		if text, _, _, err := collect(stream2); err != nil || text != "one two three four" {
+			t.Errorf("second stream = %q, %v", text, err)
+		}
+	})
 	t.Run("ErrFailNext", func(t *testing.T) {
 		s, c := newClient(t)
 		s.FailNext(2, http.StatusTooManyRequests)
