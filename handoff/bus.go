@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,11 +20,14 @@ const notifyChannel = "tandem_events"
 // larger event is sent as a reference and loaded by each listener.
 const maxNotifyPayload = 7000
 
-// envelope is what travels over NOTIFY: a topic and either the whole event
-// or, when it is too large, a reference to load.
+// envelope is what travels over NOTIFY: the instance that sent it, a topic
+// and either the whole event or, when it is too large, a reference to load.
+// Origin comes first, so that a listener knows its own notifications by
+// their first bytes without decoding them.
 type envelope struct {
-	Topic string `json:"t"`
-	Event *Event `json:"e,omitempty"`
+	Origin string `json:"o,omitempty"`
+	Topic  string `json:"t"`
+	Event  *Event `json:"e,omitempty"`
 	// Ref names a stored message too large for a notification.
 	Ref *msgRef `json:"r,omitempty"`
 }
@@ -33,8 +37,11 @@ type msgRef struct {
 	Seq            int64  `json:"s"`
 }
 
-// Publisher sends events to every instance with NOTIFY, after the
-// transaction that stored them has committed. A NOTIFY inside the storing
+// Publisher delivers events to this instance's hub at once and to every
+// other instance with NOTIFY, after the transaction that stored them has
+// committed. Local subscribers (the customer whose message started a bot
+// turn, watching its tokens stream) so skip a round trip through
+// PostgreSQL, and the listener drops this instance's own notifications. A NOTIFY inside the storing
 // transaction would serialise every commit behind PostgreSQL's notification
 // queue lock (halving throughput, measured); instead one goroutine batches
 // whatever events are waiting into one notification on its own connection,
@@ -42,23 +49,43 @@ type msgRef struct {
 // Publishing after commit means two events of one conversation may arrive
 // out of seq order; subscribers fill any gap from the database by seq.
 type Publisher struct {
-	pool *pgxpool.Pool
-	log  *slog.Logger
-	in   chan envelope
+	pool   *pgxpool.Pool
+	log    *slog.Logger
+	in     chan envelope
+	hub    *Hub   // this instance's
+	origin string // this instance's id in envelopes
 }
 
-func newPublisher(pool *pgxpool.Pool, log *slog.Logger) *Publisher {
-	return &Publisher{pool: pool, log: log, in: make(chan envelope, 8192)}
+// streamLinger is how long a notification that holds only streamed tokens
+// or typing waits for more to join it: a bot answer streams a token every
+// few milliseconds, and one NOTIFY per token cost PostgreSQL more than the
+// rest of the turn (measured). Other instances' viewers see the tokens
+// this much later; this instance's see them at once.
+const streamLinger = 20 * time.Millisecond
+
+func newPublisher(pool *pgxpool.Pool, log *slog.Logger, hub *Hub, origin string) *Publisher {
+	return &Publisher{pool: pool, log: log, in: make(chan envelope, 8192), hub: hub, origin: origin}
 }
 
-// Publish queues ev for topic. It does not block: when the queue is full
-// the event is dropped and counted, and subscribers recover it by seq.
+// Publish delivers ev to this instance's subscribers of topic and queues
+// it for the others. It does not block: when the queue is full the event
+// is not sent to other instances and is counted, and their subscribers
+// recover it by seq.
 func (p *Publisher) Publish(topic string, ev Event) {
+	if p.hub != nil {
+		p.hub.Publish(topic, ev)
+	}
 	select {
-	case p.in <- envelope{Topic: topic, Event: &ev}:
+	case p.in <- envelope{Origin: p.origin, Topic: topic, Event: &ev}:
 	default:
 		metrics.NotifyDropped.Inc()
 	}
+}
+
+// ephemeral reports whether an envelope carries only a streamed token or
+// typing, which may wait a little for company.
+func (e envelope) ephemeral() bool {
+	return e.Event != nil && (e.Event.Type == EventBotDelta || e.Event.Type == EventTyping)
 }
 
 // Run sends queued events until ctx ends.
@@ -102,14 +129,40 @@ func (p *Publisher) run(ctx context.Context) error {
 			size += len(b) + 1
 		}
 		add(first)
+		var linger <-chan time.Time
+		var timer *time.Timer
+		if first.ephemeral() {
+			timer = time.NewTimer(streamLinger)
+			linger = timer.C
+		}
 	drain:
 		for size < maxNotifyPayload-1500 && len(batch) < 64 {
 			select {
 			case env := <-p.in:
 				add(env)
+				if !env.ephemeral() {
+					linger = nil // a stored event goes without delay
+				}
+				continue
 			default:
-				break drain
 			}
+			if linger == nil {
+				break
+			}
+			select {
+			case env := <-p.in:
+				add(env)
+				if !env.ephemeral() {
+					linger = nil
+				}
+			case <-linger:
+				break drain
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		if timer != nil {
+			timer.Stop()
 		}
 		// Split into notifications under the payload limit.
 		for len(batch) > 0 {
@@ -136,7 +189,7 @@ func encodeEnvelope(env envelope) json.RawMessage {
 	}
 	ev := *env.Event
 	if ev.Type == EventMessage && ev.Message != nil {
-		b, _ = json.Marshal(envelope{Topic: env.Topic, Ref: &msgRef{ConversationID: ev.ConversationID, Seq: ev.Seq}})
+		b, _ = json.Marshal(envelope{Origin: env.Origin, Topic: env.Topic, Ref: &msgRef{ConversationID: ev.ConversationID, Seq: ev.Seq}})
 		return b
 	}
 	// Ephemeral events are cut down rather than lost.
@@ -144,7 +197,7 @@ func encodeEnvelope(env envelope) json.RawMessage {
 		ev.Delta = ev.Delta[:maxNotifyPayload/2]
 	}
 	ev.Data = nil
-	b, _ = json.Marshal(envelope{Topic: env.Topic, Event: &ev})
+	b, _ = json.Marshal(envelope{Origin: env.Origin, Topic: env.Topic, Event: &ev})
 	return b
 }
 
@@ -154,6 +207,9 @@ func encodeEnvelope(env envelope) json.RawMessage {
 type Listener struct {
 	pool *pgxpool.Pool
 	hub  *Hub
+	// self is the prefix of this instance's own notifications, which it
+	// has delivered already.
+	self string
 	log  *slog.Logger
 	load func(ctx context.Context, conversationID string, seq int64) (*Message, error)
 	// ready is closed once the first LISTEN is in place.
@@ -208,6 +264,9 @@ func (l *Listener) listen(ctx context.Context, first *bool) error {
 		n, err := pc.WaitForNotification(ctx)
 		if err != nil {
 			return err
+		}
+		if l.self != "" && strings.HasPrefix(n.Payload, l.self) {
+			continue
 		}
 		var envs []envelope
 		if err := json.Unmarshal([]byte(n.Payload), &envs); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -118,8 +119,10 @@ func NewService(pool *pgxpool.Pool, responder Responder, opt Options) *Service {
 	s.turnCtx, s.stop = context.WithCancel(context.Background())
 	s.hooks = newWebhooks(pool, opt.Webhooks, opt.Logger, opt.Now)
 	s.sweepCtx, s.sweepStop = context.WithCancel(context.Background())
-	s.pub = newPublisher(pool, opt.Logger)
+	origin := uuid.NewString()
+	s.pub = newPublisher(pool, opt.Logger, s.hub, origin)
 	s.listener = &Listener{pool: pool, hub: s.hub, log: opt.Logger, ready: make(chan struct{}),
+		self: `[{"o":"` + origin + `"`,
 		load: func(ctx context.Context, id string, seq int64) (*Message, error) {
 			return s.store.messageBySeq(ctx, id, seq)
 		}}

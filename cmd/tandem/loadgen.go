@@ -25,6 +25,7 @@ Scenarios:
   sockets    memory per idle customer WebSocket (--counts, --peer)
   messages   customer messages to an agent on another instance at fixed rates (--rates)
   burst      new conversations and their messages at fixed rates (--new, --msgs, --for)
+  bot        bot turns against a fake LLM: what Tandem adds to its time (--rate)
   startup    time to ready, and the binary's size
 
 Run "tandem loadgen SCENARIO --help" for its flags.
@@ -50,7 +51,8 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	rates := fs.String("rates", "1000,3000", "messages: messages per second to measure at")
 	convs := fs.Int("conversations", 1000, "messages: conversations (each with its customer socket)")
 	agents := fs.Int("agents", 50, "messages: agents sharing the conversations")
-	duration := fs.Duration("duration", 20*time.Second, "messages: measured time per rate")
+	duration := fs.Duration("duration", 20*time.Second, "messages, bot: measured time (per rate)")
+	rate := fs.Float64("rate", 200, "bot: turns per second")
 	newConvs := fs.Float64("new", 100, "burst: new conversations per second")
 	msgRate := fs.Float64("msgs", 500, "burst: customer messages per second")
 	burstFor := fs.Duration("for", time.Minute, "burst: how long new conversations keep coming")
@@ -79,6 +81,8 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	case "burst":
 		results, err = cfg.Burst(ctx, loadgen.BurstOptions{NewPerSecond: *newConvs, MessagesPerSecond: *msgRate, Duration: *burstFor, Examples: *examples})
+	case "bot":
+		results, err = cfg.BotTurns(ctx, loadgen.BotOptions{Rate: *rate, Duration: *duration, Examples: *examples})
 	case "startup":
 		results, err = cfg.Startup(ctx)
 	default:
