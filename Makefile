@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 GO ?= go
 
-.PHONY: run test bench build vet fmt db deps clean-db
+.PHONY: run test bench soak build vet fmt db deps clean-db
 
 build:
 	@$(GO) build -o bin/tandem ./cmd/tandem
@@ -18,6 +18,11 @@ test:
 
 bench: build
 	@bash scripts/bench.sh
+
+# Customers and agents through instance kills, socket drops and database
+# restarts for SOAK_DURATION (3m); fails if anything acknowledged was lost.
+soak: build
+	@bash scripts/soak.sh
 
 vet:
 	@$(GO) vet ./...

@@ -33,6 +33,7 @@ Usage:
                             delete or anonymise old closed conversations now (the server does it daily)
   tandem demo-users         create the demo accounts (local databases only)
   tandem loadgen SCENARIO   measure a Tandem under load (sockets, messages, startup)
+  tandem soak               run customers and agents through instance kills, socket drops and database restarts; check nothing was lost
 
 Run "tandem COMMAND --help" for a command's flags and settings.
 `
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdDemoUsers(ctx, args[1:], stdout, stderr)
 	case "loadgen":
 		err = cmdLoadgen(ctx, args[1:], stdout, stderr)
+	case "soak":
+		err = cmdSoak(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

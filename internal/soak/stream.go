@@ -308,3 +308,18 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// Drop closes the stream's socket abruptly, as a lost network does; Run
+// reconnects with the last seq.
+func (s *Stream) Drop() bool {
+	s.mu.Lock()
+	conn := s.conn
+	s.mu.Unlock()
+	if conn == nil {
+		return false
+	}
+	if nc := conn.NetConn(); nc != nil {
+		_ = nc.Close()
+	}
+	return true
+}
