@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -93,6 +94,15 @@ func commit() string {
 			}
 		case "vcs.modified":
 			dirty = s.Value == "true"
+		}
+	}
+	if rev == "unknown" {
+		// Built without VCS stamping (a git worktree, -buildvcs=false):
+		// ask git, from the checkout the soak runs in.
+		if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+			rev = strings.TrimSpace(string(out))
+			st, _ := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output()
+			dirty = len(strings.TrimSpace(string(st))) > 0
 		}
 	}
 	if dirty {
