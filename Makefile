@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 GO ?= go
 
-.PHONY: run test bench soak build vet fmt db deps clean-db
+.PHONY: run test bench bench-1m soak build vet fmt db deps clean-db
 
 build:
 	@$(GO) build -o bin/tandem ./cmd/tandem
@@ -23,6 +23,13 @@ bench: build
 # restarts for SOAK_DURATION (3m); fails if anything acknowledged was lost.
 soak: build
 	@bash scripts/soak.sh
+
+# Hybrid search over 1,000,000 chunks (and the bot's turn over them): too
+# long for make bench (an hour or more on 2 cores); its own block in
+# docs/benchmarks.md. The HNSW build gets 8 GB of maintenance_work_mem.
+bench-1m: build
+	@BENCH_ONLY=search BENCH_BLOCK="make bench-1m" TANDEM_BENCH_SEARCH_CHUNKS=1000000 \
+		TANDEM_BENCH_MAINTENANCE_WORK_MEM=8GB bash scripts/bench.sh
 
 vet:
 	@$(GO) vet ./...

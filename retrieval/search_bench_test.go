@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgvector/pgvector-go"
 
+	"github.com/tandem-chat/tandem/internal/db"
 	"github.com/tandem-chat/tandem/internal/db/dbtest"
 	"github.com/tandem-chat/tandem/retrieval"
 )
@@ -219,6 +220,56 @@ func searchBenchChunks(b *testing.B) int {
 	return n
 }
 
+// searchBenchPool is a fresh database's pool, or, when
+// TANDEM_BENCH_DATABASE_URL names a database, that one's: migrated here,
+// it must hold no chunks, and it keeps the knowledge base afterwards, with
+// the last HNSW build, so that scripts/bench.sh can run BenchmarkTurnLocal
+// (bot/) over the same 100,000 chunks instead of building its own.
+func searchBenchPool(b *testing.B) *pgxpool.Pool {
+	url := os.Getenv("TANDEM_BENCH_DATABASE_URL")
+	if url == "" {
+		return dbtest.Pool(b)
+	}
+	ctx := context.Background()
+	pool, err := db.Open(ctx, url, 16)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	if applied, err := db.Migrate(ctx, pool); err != nil {
+		b.Fatal(err)
+	} else if len(applied) > 0 {
+		pool.Reset() // connections opened before the vector type existed
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM chunks`).Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	if n > 0 {
+		b.Fatalf("TANDEM_BENCH_DATABASE_URL holds %d chunks already; BenchmarkSearch loads and times its own", n)
+	}
+	return pool
+}
+
+// buildHNSW runs the CREATE INDEX on one connection, with
+// TANDEM_BENCH_MAINTENANCE_WORK_MEM when set, and returns its seconds.
+func buildHNSW(ctx context.Context, pool *pgxpool.Pool, create string) (float64, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
+	if mem := os.Getenv("TANDEM_BENCH_MAINTENANCE_WORK_MEM"); mem != "" {
+		if _, err := conn.Exec(ctx, `SELECT set_config('maintenance_work_mem', $1, false)`, mem); err != nil {
+			return 0, err
+		}
+		defer conn.Exec(context.WithoutCancel(ctx), `RESET maintenance_work_mem`)
+	}
+	start := time.Now()
+	_, err = conn.Exec(ctx, create)
+	return time.Since(start).Seconds(), err
+}
+
 // hnswVariant is one HNSW build setting.
 type hnswVariant struct{ m, efConstruction int }
 
@@ -345,7 +396,7 @@ func BenchmarkSearch(b *testing.B) {
 	ctx := context.Background()
 	start := time.Now()
 	corpus := makeBenchCorpus(b, n)
-	pool := dbtest.Pool(b)
+	pool := searchBenchPool(b)
 	emb := retrieval.NewLocal()
 	dim := emb.Dim()
 	ix := retrieval.NewIndex(pool, emb)
@@ -410,12 +461,14 @@ func BenchmarkSearch(b *testing.B) {
 			b.Fatal(err)
 		}
 		// Built as EnsureIndex builds it, with the server's
-		// maintenance_work_mem (512 MB here; more made no difference).
+		// maintenance_work_mem (512 MB here; more made no difference at
+		// 100,000 chunks), or TANDEM_BENCH_MAINTENANCE_WORK_MEM: at
+		// 1,000,000 the graph (about 8 GB) must fit in it, or pgvector
+		// finishes the build by inserting, many times slower.
 		start = time.Now()
-		_, err := pool.Exec(ctx, fmt.Sprintf(`CREATE INDEX chunks_embedding_hnsw_%[1]d ON chunks
+		buildS, err := buildHNSW(ctx, pool, fmt.Sprintf(`CREATE INDEX chunks_embedding_hnsw_%[1]d ON chunks
 			USING hnsw ((embedding::vector(%[1]d)) vector_cosine_ops) WITH (m = %[2]d, ef_construction = %[3]d)`,
 			dim, v.m, v.efConstruction))
-		buildS := time.Since(start).Seconds()
 		if err != nil {
 			b.Fatal(err)
 		}
