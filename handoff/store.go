@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -198,6 +199,31 @@ func (s *store) insertMessage(ctx context.Context, tx pgx.Tx, m *Message) error 
 		_ = tx.QueryRow(ctx, `SELECT display_name FROM users WHERE id = $1`, m.AuthorID).Scan(&m.AuthorName)
 	}
 	return nil
+}
+
+// insertIfBot stores m with the conversation's next seq, in one statement
+// that commits on its own, if the bot still holds the conversation; it
+// reports whether it did. The UPDATE waits for any lock on the row and
+// checks the state again on the row as it is then.
+func (s *store) insertIfBot(ctx context.Context, m *Message) (bool, error) {
+	meta, err := json.Marshal(m.Meta)
+	if err != nil {
+		return false, err
+	}
+	m.CreatedAt = s.now().Truncate(time.Microsecond) // as stored
+	err = s.pool.QueryRow(ctx, `WITH c AS (
+			UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2
+			WHERE id = $1 AND state = 'bot' RETURNING last_seq)
+		INSERT INTO messages (conversation_id, seq, role, text, meta, created_at)
+		SELECT $1, c.last_seq, $3, $4, $5, $2 FROM c RETURNING id, seq`,
+		m.ConversationID, m.CreatedAt, m.Role, m.Text, meta).Scan(&m.ID, &m.Seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, db.Translate(err, "message")
+	}
+	return true, nil
 }
 
 // insertEvent records a transcript event (a state change and the like).
