@@ -69,6 +69,10 @@ type Upload struct {
 	Title       string   // overrides the title found in the document
 	Tags        []string // applied to every chunk, with a FAQ row's own tags
 	UserID      string   // who loaded it
+	// Source names the document's origin, kept as its source_name: a path
+	// relative to the folder it was loaded from (tandem ingest), so that
+	// en/faq.csv and zh/faq.csv stay two documents. Empty: the file's name.
+	Source string
 }
 
 // Service keeps documents and their versions and hands their chunks to the
@@ -125,8 +129,11 @@ func (s *Service) prepare(ctx context.Context, up Upload) (*prepared, error) {
 	}
 	sum := sha256.Sum256(up.Data)
 	p := &prepared{
-		title: up.Title, source: filepath.Base(up.Filename), format: format,
+		title: up.Title, source: filepath.ToSlash(filepath.Clean(up.Source)), format: format,
 		checksum: hex.EncodeToString(sum[:]), size: int64(len(up.Data)), tags: tags,
+	}
+	if up.Source == "" {
+		p.source = filepath.Base(up.Filename)
 	}
 	if p.source == "." || p.source == "/" || p.source == "" {
 		p.source = "upload"
@@ -135,7 +142,8 @@ func (s *Service) prepare(ctx context.Context, up Upload) (*prepared, error) {
 		p.title = strings.TrimSpace(parsed.Title)
 	}
 	if p.title == "" {
-		p.title = strings.TrimSuffix(p.source, filepath.Ext(p.source))
+		base := filepath.Base(p.source)
+		p.title = strings.TrimSuffix(base, filepath.Ext(base))
 	}
 	for _, c := range parsed.Chunks {
 		ct := append(append([]string{}, tags...), c.Tags...)

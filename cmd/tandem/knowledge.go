@@ -94,7 +94,8 @@ func cmdIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	bar := newProgress(stderr, len(files), *quiet)
 	start := time.Now()
 	var docs, chunks, unchanged, failed int
-	for i, path := range files {
+	for i, f := range files {
+		path := f.path
 		bar.Show(i, filepath.Base(path))
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -102,13 +103,19 @@ func cmdIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			failed++
 			continue
 		}
-		up := knowledge.Upload{Filename: path, Data: data}
+		up := knowledge.Upload{Filename: path, Source: f.source, Data: data}
 		if *tags != "" {
 			up.Tags = strings.Split(*tags, ",")
 		}
 		var d *knowledge.Document
 		changed := false
-		if prev, err := svc.BySourceName(ctx, filepath.Base(path)); err == nil {
+		prev, err := svc.BySourceName(ctx, f.source)
+		if errs.Is(err, errs.NotFound) && f.source != filepath.Base(path) {
+			// Loaded by an older tandem, which named documents by the
+			// file's name alone: take that document over once.
+			prev, err = svc.BySourceName(ctx, filepath.Base(path))
+		}
+		if err == nil {
 			d, changed, err = svc.Replace(ctx, prev.ID, up)
 			if err != nil {
 				bar.Println(fmt.Sprintf("  %s: %s", path, errs.MessageOf(err)))
@@ -144,16 +151,21 @@ func cmdIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
+// ingestFile is a file to load and the source name that identifies its
+// document between runs: its path relative to the folder named on the
+// command line, or its name for a file named there.
+type ingestFile struct{ path, source string }
+
 // collectFiles expands folders into their supported files, sorted.
-func collectFiles(paths []string) ([]string, error) {
-	var out []string
+func collectFiles(paths []string) ([]ingestFile, error) {
+	var out []ingestFile
 	for _, p := range paths {
 		info, err := os.Stat(p)
 		if err != nil {
 			return nil, err
 		}
 		if !info.IsDir() {
-			out = append(out, p)
+			out = append(out, ingestFile{p, filepath.Base(p)})
 			continue
 		}
 		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
@@ -167,7 +179,11 @@ func collectFiles(paths []string) ([]string, error) {
 				return nil
 			}
 			if _, err := knowledge.DetectFormat(d.Name(), "", nil); err == nil && !strings.EqualFold(d.Name(), "README.md") {
-				out = append(out, path)
+				rel, err := filepath.Rel(p, path)
+				if err != nil {
+					return err
+				}
+				out = append(out, ingestFile{path, filepath.ToSlash(rel)})
 			}
 			return nil
 		})
@@ -175,7 +191,7 @@ func collectFiles(paths []string) ([]string, error) {
 			return nil, err
 		}
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
 	return out, nil
 }
 

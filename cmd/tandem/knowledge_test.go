@@ -213,3 +213,23 @@ func TestEvalRetrievalCommand(t *testing.T) {
 		t.Fatal("eval without --queries succeeded")
 	}
 }
+
+// TestIngestSameNameInTwoFolders loads en/faq.csv and zh/faq.csv: two
+// documents, both unchanged on the next run (they once replaced each other,
+// being named by the file's name alone).
+func TestIngestSameNameInTwoFolders(t *testing.T) {
+	url := dbtest.New(t)
+	t.Setenv("DATABASE_URL", url)
+	t.Setenv("TANDEM_DATA_DIR", t.TempDir())
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "en"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "zh"), 0o755)
+	os.WriteFile(filepath.Join(dir, "en", "faq.csv"), []byte("question,answer\nHow much does shipping cost?,Standard shipping is $6.95.\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "zh", "faq.csv"), []byte("question,answer\n运费多少钱？,标准运费6.95美元。\n"), 0o644)
+	for i, want := range []string{"2 documents loaded (2 chunks), 0 unchanged", "0 documents loaded (0 chunks), 2 unchanged"} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), []string{"ingest", dir}, &out, &errb); code != 0 || !strings.Contains(out.String(), want) {
+			t.Fatalf("run %d: exit %d, %q, want %q (%s)", i+1, code, out.String(), want, errb.String())
+		}
+	}
+}
