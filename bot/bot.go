@@ -164,19 +164,12 @@ func (b *Bot) retrain(ctx context.Context, version string) error {
 	if err != nil {
 		return err
 	}
-	var ex []Example
 	defs := map[string]Intent{}
 	for _, in := range ins {
 		defs[in.Name] = in
-		for _, e := range in.Examples {
-			ex = append(ex, Example{Text: e, Intent: in.Name})
-		}
 	}
 	var clf *Classifier
-	if len(ex) > 0 {
-		for _, q := range routineQuestions {
-			ex = append(ex, Example{Text: q, Intent: IntentOOS})
-		}
+	if ex := trainingExamples(ins); len(ex) > 0 {
 		start := time.Now()
 		clf, err = TrainClassifier(ex, ClassifierOptions{})
 		if err != nil {

@@ -3,21 +3,13 @@ package bot
 import "testing"
 
 // TestBuiltinIntentsOnHeldOutPhrasings trains the classifier the way the bot
-// does with only the built-in intents (their examples and the routine
-// questions), then reads phrasings found in neither list: the special
-// intents must be recognised above the default policy's intent threshold,
+// does (trainingExamples) with only the built-in intents, then reads
+// phrasings found in neither their examples nor the routine questions: the
+// special intents must be recognised above the default policy's intent threshold,
 // and everyday questions, near misses included, must stay below it, or the
 // bot would hand them to a person instead of answering them.
 func TestBuiltinIntentsOnHeldOutPhrasings(t *testing.T) {
-	var ex []Example
-	for _, in := range builtinIntents {
-		for _, e := range in.Examples {
-			ex = append(ex, Example{Text: e, Intent: in.Name})
-		}
-	}
-	for _, q := range routineQuestions {
-		ex = append(ex, Example{Text: q, Intent: IntentOOS})
-	}
+	ex := trainingExamples(builtinIntents)
 	c, err := TrainClassifier(ex, ClassifierOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -123,6 +123,25 @@ var routineQuestions = []string{
 	"订单什么时候发货", "我的包裹到哪了", "保修期多长时间", "可以分期付款吗", "运费多少钱", "可以修改收货地址吗", "箱子的轮子坏了怎么办",
 }
 
+// trainingExamples are the classifier's examples for a set of intents:
+// theirs, and the routine questions as out of scope. None when the intents
+// have no examples (there is nothing to classify).
+func trainingExamples(ins []Intent) []Example {
+	var ex []Example
+	for _, in := range ins {
+		for _, e := range in.Examples {
+			ex = append(ex, Example{Text: e, Intent: in.Name})
+		}
+	}
+	if len(ex) == 0 {
+		return nil
+	}
+	for _, q := range routineQuestions {
+		ex = append(ex, Example{Text: q, Intent: IntentOOS})
+	}
+	return ex
+}
+
 // IntentStore keeps intents in PostgreSQL.
 type IntentStore struct {
 	pool *pgxpool.Pool

@@ -129,11 +129,11 @@ func (s *Service) prepare(ctx context.Context, up Upload) (*prepared, error) {
 	}
 	sum := sha256.Sum256(up.Data)
 	p := &prepared{
-		title: up.Title, source: filepath.ToSlash(filepath.Clean(up.Source)), format: format,
+		title: up.Title, source: filepath.Base(up.Filename), format: format,
 		checksum: hex.EncodeToString(sum[:]), size: int64(len(up.Data)), tags: tags,
 	}
-	if up.Source == "" {
-		p.source = filepath.Base(up.Filename)
+	if up.Source != "" {
+		p.source = filepath.ToSlash(filepath.Clean(up.Source))
 	}
 	if p.source == "." || p.source == "/" || p.source == "" {
 		p.source = "upload"

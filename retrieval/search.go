@@ -90,20 +90,19 @@ func (ix *Index) Search(ctx context.Context, q SearchRequest) ([]Hit, error) {
 	// (72 ms) to the HNSW index (6 ms), and the index is always the better
 	// bet for the nearest-neighbour side; iterative scans (pgvector 0.8)
 	// keep filtered searches from coming back short.
-	settings := "SET LOCAL enable_seqscan = off; SET LOCAL hnsw.iterative_scan = relaxed_order"
+	stmts := []string{"BEGIN READ ONLY", "SET LOCAL enable_seqscan = off", "SET LOCAL hnsw.iterative_scan = relaxed_order"}
 	if ix.EFSearch > 0 {
-		settings += fmt.Sprintf("; SET LOCAL hnsw.ef_search = %d", ix.EFSearch)
+		stmts = append(stmts, fmt.Sprintf("SET LOCAL hnsw.ef_search = %d", ix.EFSearch))
 	}
 	batch := &pgx.Batch{}
-	batch.Queue("BEGIN READ ONLY")
-	for _, set := range strings.Split(settings, "; ") {
-		batch.Queue(set)
+	for _, st := range stmts {
+		batch.Queue(st)
 	}
 	batch.Queue(sql, args...)
 	batch.Queue("COMMIT")
 	br := ix.pool.SendBatch(ctx, batch)
 	defer br.Close()
-	for range 1 + strings.Count(settings, "; ") + 1 {
+	for range stmts {
 		if _, err := br.Exec(); err != nil {
 			return nil, db.Translate(err, "chunks")
 		}
