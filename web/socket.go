@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -43,12 +44,18 @@ type socket struct {
 	sink func([]byte)
 	done chan struct{}
 	once sync.Once
+	// deadlineMu orders write's deadline against close's: without it a
+	// writer could set its deadline just after close expired it and stay
+	// blocked on a client that reads nothing for writeWait.
+	deadlineMu sync.Mutex
 }
 
 func (k *socket) close(code int, reason string) {
 	k.once.Do(func() {
 		// WriteControl may be called concurrently with the writer.
 		_ = k.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+		k.deadlineMu.Lock()
+		defer k.deadlineMu.Unlock()
 		close(k.done)
 		// Closing a hijacked connection is left to fasthttp, once the
 		// handler returns; expired deadlines end the reader's read and the
@@ -81,7 +88,15 @@ func (k *socket) send(v any) {
 }
 
 func (k *socket) write(b []byte) error {
+	k.deadlineMu.Lock()
+	select {
+	case <-k.done:
+		k.deadlineMu.Unlock()
+		return net.ErrClosed
+	default:
+	}
 	_ = k.conn.SetWriteDeadline(time.Now().Add(writeWait))
+	k.deadlineMu.Unlock()
 	return k.conn.WriteMessage(websocket.TextMessage, b)
 }
 
