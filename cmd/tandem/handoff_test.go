@@ -391,8 +391,13 @@ func TestAgentSocket(t *testing.T) {
 		t.Fatalf("bad score answered %s", f)
 	}
 	sendFrame(t, cws, map[string]any{"type": "csat", "score": 4, "comment": "fine"})
-	next(t, cws, func(f hframe) bool { return f.Type == "ack" && f.CSAT })
-	next(t, cws, func(f hframe) bool { return f.Type == "csat" })
+	// The event reaches this instance's sockets at commit, so it may come
+	// before or after the ack: wait for both, in either order.
+	var acked, scored bool
+	for !acked || !scored {
+		f := next(t, cws, func(f hframe) bool { return (f.Type == "ack" && f.CSAT) || f.Type == "csat" })
+		acked, scored = acked || f.Type == "ack", scored || f.Type == "csat"
+	}
 
 	// Queue changes reach every agent.
 	s.do(t, "PUT", "/api/v1/agents/me/status", alex, map[string]any{"status": "online", "capacity": 0}).expect(t, http.StatusOK)
