@@ -44,9 +44,14 @@ if want load; then
   step "start-up and binary size"
   bin/tandem loadgen startup | tee -a "$out"
   # 19,000 is as many sockets as the 20,000 open files this container
-  # allows one process (the hard limit; raising it needs CAP_SYS_RESOURCE).
+  # allows one process (the hard limit; raising it needs CAP_SYS_RESOURCE),
+  # so 50,000 are spread over three instances on one database (and three
+  # peer processes), each at 16,667; the client ends are held by child
+  # processes of the load generator, 16,000 at most each.
   step "idle customer WebSockets, Tandem and a gorilla/websocket echo server"
   bin/tandem loadgen sockets --counts 10000,19000 --peer bin/wspeer | tee -a "$out"
+  step "50,000 idle customer WebSockets over 3 instances (3 peers)"
+  bin/tandem loadgen sockets --counts 50000 --instances 3 --peer bin/wspeer | tee -a "$out"
   step "message path: customer on instance A to agent on instance B"
   bin/tandem loadgen messages --rates 1000,3000 --duration 20s | tee -a "$out"
   step "burst: 100 new conversations and 500 messages a second for a minute"

@@ -22,7 +22,7 @@ PostgreSQL server given by --database, drives it, and prints the figures,
 one "BenchmarkLoad..." line each (make bench collects them).
 
 Scenarios:
-  sockets    memory per idle customer WebSocket (--counts, --peer)
+  sockets    memory per idle customer WebSocket (--counts, --peer, --instances)
   messages   customer messages to an agent on another instance at fixed rates (--rates)
   burst      new conversations and their messages at fixed rates (--new, --msgs, --for)
   bot        bot turns against a fake LLM: what Tandem adds to its time (--rate)
@@ -37,6 +37,11 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errHelp
 	}
 	scenario := args[0]
+	if scenario == loadgen.HolderCommand {
+		// Not for people: the client end of the sockets scenario, which
+		// runs this binary as its child processes.
+		return loadgen.HoldSockets(ctx, os.Stdin, stdout)
+	}
 	fs := flag.NewFlagSet("loadgen "+scenario, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	exe, _ := os.Executable()
@@ -47,6 +52,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&cfg.PProfDir, "pprof-dir", "", "write the servers' heap and CPU profiles into this folder")
 	counts := fs.String("counts", "10000,19000", "sockets: connection counts to measure at")
 	peer := fs.String("peer", "", "sockets: a peer server binary to measure the same way (scripts/wspeer)")
+	instances := fs.Int("instances", 1, "sockets: spread the sockets over this many server processes (Tandem instances on one database, as many peers), for more than one process may hold")
 	settle := fs.Duration("settle", 5*time.Second, "sockets: wait after opening before reading memory")
 	rates := fs.String("rates", "1000,3000", "messages: messages per second to measure at")
 	convs := fs.Int("conversations", 1000, "messages: conversations (each with its customer socket)")
@@ -72,7 +78,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case "sockets":
 		var ns []int
 		if ns, err = intList(*counts); err == nil {
-			results, err = cfg.Sockets(ctx, loadgen.SocketsOptions{Counts: ns, Peer: *peer, Settle: *settle})
+			results, err = cfg.Sockets(ctx, loadgen.SocketsOptions{Counts: ns, Peer: *peer, Settle: *settle, Instances: *instances})
 		}
 	case "messages":
 		var rs []int

@@ -11,11 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
-
-	"github.com/fasthttp/websocket"
 )
 
 // Config is what every scenario needs.
@@ -69,61 +66,96 @@ type SocketsOptions struct {
 	Counts []int         // connection counts to measure at, ascending
 	Peer   string        // a peer server binary to measure the same way ("" for none)
 	Settle time.Duration // wait after opening before reading memory
+	// Instances spreads the sockets evenly over this many server processes
+	// (Tandem instances on one database; as many peer processes), for
+	// counts beyond what one process may hold here. Default 1.
+	Instances int
 }
 
 // Sockets measures the server's memory per idle customer WebSocket: it
 // creates one conversation per socket over the API, reads the server's
 // resident memory, opens the sockets (each with its own conversation and
 // token, as customers would), waits, and divides the growth by the count.
-// With a peer binary it measures that too, under the same client, and
-// reports the ratio.
+// With several instances, each gets an equal share of the conversations
+// and their sockets, and the figure is the sum of each instance's growth
+// over its own baseline divided by the total. The client ends are held by
+// child processes (HoldSockets), at most perHolder sockets each. With a
+// peer binary it measures that too, under the same client, with as many
+// processes, and reports the ratio.
 func (c *Config) Sockets(ctx context.Context, o SocketsOptions) ([]Result, error) {
 	if o.Settle <= 0 {
 		o.Settle = 5 * time.Second
 	}
+	o.Instances = max(o.Instances, 1)
 	maxN := 0
 	for _, n := range o.Counts {
 		maxN = max(maxN, n)
+	}
+	if err := socketBudget(maxN, o.Instances, o.Peer != ""); err != nil {
+		return nil, err
 	}
 	dbURL, drop, err := TempDatabase(ctx, c.Database)
 	if err != nil {
 		return nil, err
 	}
 	defer drop()
-	p, err := c.startTandem(ctx, "tandem", dbURL, c.addr(0))
-	if err != nil {
-		return nil, err
+	var procs []*Proc
+	defer func() {
+		for _, p := range procs {
+			p.Stop()
+		}
+	}()
+	for j := range o.Instances {
+		p, err := c.startTandem(ctx, procName("tandem", j, o.Instances), dbURL, c.addr(j))
+		if err != nil {
+			return nil, err
+		}
+		procs = append(procs, p)
 	}
-	defer p.Stop()
-	cl := NewClient(p.URL)
+	// Each instance creates the conversations whose sockets it will hold,
+	// so that each baseline includes the same work.
 	start := time.Now()
-	convs, err := cl.CreateConversations(ctx, maxN, 32)
+	urls := make([]string, maxN)
+	err = parallel(ctx, o.Instances, o.Instances, func(j int) error {
+		p := procs[j]
+		convs, err := NewClient(p.URL).CreateConversations(ctx, (maxN-j+o.Instances-1)/o.Instances, max(32/o.Instances, 8))
+		for k, cv := range convs {
+			urls[j+k*o.Instances] = wsURL(p.URL) + "/ws/conversations/" + cv.ID + "?token=" + cv.Token
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	logf(c.Log, "sockets: %d conversations created in %.1f s", maxN, time.Since(start).Seconds())
-	urls := make([]string, maxN)
-	for i, cv := range convs {
-		urls[i] = wsURL(p.URL) + "/ws/conversations/" + cv.ID + "?token=" + cv.Token
-	}
-	tandem, err := c.measureSockets(ctx, p, urls, o, true)
+	tandem, err := c.measureSockets(ctx, "tandem", procs, urls, o, true)
 	if err != nil {
 		return nil, err
 	}
-	p.Stop()
+	for _, p := range procs {
+		p.Stop()
+	}
 	out := tandem
 	if o.Peer != "" {
-		addr := c.addr(1)
-		peer, err := Start(ctx, "peer", []string{o.Peer, "-addr", addr}, nil, addr, "/healthz", 30*time.Second)
-		if err != nil {
-			return nil, err
+		var peers []*Proc
+		defer func() {
+			for _, p := range peers {
+				p.Stop()
+			}
+		}()
+		for j := range o.Instances {
+			addr := c.addr(o.Instances + j)
+			peer, err := Start(ctx, procName("peer", j, o.Instances), []string{o.Peer, "-addr", addr}, nil, addr, "/healthz", 30*time.Second)
+			if err != nil {
+				return nil, err
+			}
+			peers = append(peers, peer)
 		}
-		defer peer.Stop()
 		purls := make([]string, maxN)
 		for i := range purls {
-			purls[i] = wsURL(peer.URL) + "/ws"
+			purls[i] = wsURL(peers[i%o.Instances].URL) + "/ws"
 		}
-		peerRes, err := c.measureSockets(ctx, peer, purls, o, false)
+		peerRes, err := c.measureSockets(ctx, "peer", peers, purls, o, false)
 		if err != nil {
 			return nil, err
 		}
@@ -137,75 +169,116 @@ func (c *Config) Sockets(ctx context.Context, o SocketsOptions) ([]Result, error
 	return out, nil
 }
 
-// measureSockets opens urls[:n] for each count in turn against p and
-// measures p's memory growth over its baseline.
-func (c *Config) measureSockets(ctx context.Context, p *Proc, urls []string, o SocketsOptions, tandem bool) ([]Result, error) {
+// procName names instance j of n ("tandem", or "tandem-2" of several).
+func procName(name string, j, n int) string {
+	if n == 1 {
+		return name
+	}
+	return fmt.Sprintf("%s-%d", name, j+1)
+}
+
+// socketBudget checks, before anything starts, that maxN sockets spread
+// over instances server processes fit what this machine allows: the open
+// files of one process (each server process holds its share, plus its
+// database connections), the open files of the whole system (each socket
+// is a file at both ends), and the ephemeral ports of the eight source
+// addresses the clients dial from.
+func socketBudget(maxN, instances int, peer bool) error {
+	if 2*instances > 10 {
+		return fmt.Errorf("loadgen: --instances %d: the servers and their peers use 2 × instances of the ten ports from --port-base; at most 5", instances)
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Max < 1<<40 {
+		share := (maxN + instances - 1) / instances
+		if room := int(lim.Max) - 500; share > room {
+			return fmt.Errorf("loadgen: %d sockets over %d server process(es) is %d each, more than the %d open files a process may have here (hard RLIMIT_NOFILE, less 500 for the rest); use --instances %d",
+				maxN, instances, share, lim.Max, (maxN+room-1)/max(room, 1))
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/fs/file-nr"); err == nil {
+		var used, free, most int64
+		if _, err := fmt.Sscan(string(b), &used, &free, &most); err == nil && used+2*int64(maxN)+10000 > most {
+			return fmt.Errorf("loadgen: %d sockets need %d open files on this machine; %d of fs.file-max %d are in use", maxN, 2*maxN, used, most)
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var lo, hi int
+		// Each socket binds a source address (127.0.0.2-9) and an
+		// ephemeral port of that address.
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && maxN > 8*(hi-lo+1)*9/10 {
+			return fmt.Errorf("loadgen: %d sockets from 8 source addresses need more than the %d ephemeral ports each (net.ipv4.ip_local_port_range %d-%d) has", maxN, hi-lo+1, lo, hi)
+		}
+	}
+	return nil
+}
+
+// measureSockets opens urls[:n] for each count in turn against procs (the
+// URLs name which) and measures the growth of their memory over their
+// baselines, summed.
+func (c *Config) measureSockets(ctx context.Context, name string, procs []*Proc, urls []string, o SocketsOptions, tandem bool) ([]Result, error) {
 	time.Sleep(o.Settle)
-	base, err := p.RSS()
+	base := make([]int64, len(procs))
+	baseStats := make([]map[string]float64, len(procs))
+	for j, p := range procs {
+		var err error
+		if base[j], err = p.RSS(); err != nil {
+			return nil, err
+		}
+		baseStats[j] = scrape(p.URL, tandem)
+		logf(c.Log, "sockets: %s baseline RSS %.1f MB", p.Name, float64(base[j])/(1<<20))
+	}
+	hs, err := startHolders(ctx, (len(urls)+perHolder-1)/perHolder)
 	if err != nil {
 		return nil, err
 	}
-	baseStats := scrape(p.URL, tandem)
-	logf(c.Log, "sockets: %s baseline RSS %.1f MB", p.Name, float64(base)/(1<<20))
-	var (
-		mu     sync.Mutex
-		conns  []*websocket.Conn
-		closed atomic.Int64
-		d      Dialer
-		out    []Result
-	)
-	defer func() {
-		for _, ws := range conns {
-			ws.Close()
-		}
-	}()
+	defer hs.stop()
+	var out []Result
+	have := 0
 	for _, n := range o.Counts {
-		have := len(conns)
 		start := time.Now()
-		err := parallel(ctx, n-have, 32, func(i int) error {
-			ws, err := d.Dial(ctx, urls[have+i])
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			conns = append(conns, ws)
-			mu.Unlock()
-			go func() {
-				for {
-					if _, _, err := ws.ReadMessage(); err != nil {
-						closed.Add(1)
-						return
-					}
-				}
-			}()
-			return nil
-		})
-		if err != nil {
-			return out, fmt.Errorf("loadgen: opening socket %d of %d to %s: %w", len(conns)+1, n, p.Name, err)
+		if err := hs.open(urls[have:n], 32); err != nil {
+			return out, fmt.Errorf("loadgen: opening sockets %d to %d to %s: %w", have+1, n, name, err)
 		}
 		opened := time.Since(start)
 		time.Sleep(o.Settle)
-		rss, err := p.RSS()
-		if err != nil {
+		var rss, growth int64
+		for j, p := range procs {
+			r, err := p.RSS()
+			if err != nil {
+				return out, err
+			}
+			rss += r
+			growth += r - base[j]
+		}
+		if k, err := hs.closedCount(); err != nil {
 			return out, err
+		} else if k > 0 {
+			return out, fmt.Errorf("loadgen: %d of %d sockets to %s closed while idle", k, n, name)
 		}
-		if k := closed.Load(); k > 0 {
-			return out, fmt.Errorf("loadgen: %d of %d sockets to %s closed while idle", k, n, p.Name)
+		r := Result{Name: fmt.Sprintf("IdleSockets/%s/conns=%d", name, n), N: n}
+		if len(procs) > 1 {
+			r.Name += fmt.Sprintf("/procs=%d", len(procs))
 		}
-		r := Result{Name: fmt.Sprintf("IdleSockets/%s/conns=%d", p.Name, n), N: n}
-		r.Add(float64(rss-base)/float64(n)/1024, "KB/conn")
+		r.Add(float64(growth)/float64(n)/1024, "KB/conn")
 		r.Add(float64(rss)/(1<<20), "RSS-MB")
 		if tandem {
-			c.saveProfile(p, fmt.Sprintf("heap-%d", n), "heap?gc=1")
-			st := scrape(p.URL, true)
-			r.Add((st["go_goroutines"]-baseStats["go_goroutines"])/float64(n), "goroutines/conn")
-			r.Add((st["go_memstats_heap_inuse_bytes"]-baseStats["go_memstats_heap_inuse_bytes"])/float64(n)/1024, "heap-KB/conn")
-			r.Add((st["go_memstats_stack_inuse_bytes"]-baseStats["go_memstats_stack_inuse_bytes"])/float64(n)/1024, "stack-KB/conn")
+			var goroutines, heap, stack float64
+			for j, p := range procs {
+				c.saveProfile(p, fmt.Sprintf("heap-%d", n), "heap?gc=1")
+				st := scrape(p.URL, true)
+				goroutines += st["go_goroutines"] - baseStats[j]["go_goroutines"]
+				heap += st["go_memstats_heap_inuse_bytes"] - baseStats[j]["go_memstats_heap_inuse_bytes"]
+				stack += st["go_memstats_stack_inuse_bytes"] - baseStats[j]["go_memstats_stack_inuse_bytes"]
+			}
+			r.Add(goroutines/float64(n), "goroutines/conn")
+			r.Add(heap/float64(n)/1024, "heap-KB/conn")
+			r.Add(stack/float64(n)/1024, "stack-KB/conn")
 		}
 		r.Add(float64(n-have)/opened.Seconds(), "opened/s")
 		r.Add(LoadAvg(), "load")
 		logf(c.Log, "sockets: %s", r)
 		out = append(out, r)
+		have = n
 	}
 	return out, nil
 }
