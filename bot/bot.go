@@ -101,7 +101,7 @@ func New(pool *pgxpool.Pool, search Searcher, opt Options) *Bot {
 		opt.Logger = slog.Default()
 	}
 	return &Bot{pool: pool, search: search, intents: NewIntentStore(pool), llm: opt.LLM, vision: opt.Vision && opt.LLM != nil,
-		unanswered: NewUnanswered(pool), log: opt.Logger, policy: DefaultPolicy}
+		unanswered: NewUnanswered(pool, opt.Logger), log: opt.Logger, policy: DefaultPolicy}
 }
 
 // Intents returns the intent store.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tandem-chat/tandem/bot"
@@ -537,5 +538,66 @@ func TestPreview(t *testing.T) {
 	}
 	if n != 0 {
 		t.Fatalf("preview wrote %d rows", n)
+	}
+}
+
+// TestUnansweredBatches: questions recorded at once (many turns in
+// flight) are stored together, identical ones counted and near-duplicates
+// grouped even when their group starts in the same batch, and a report
+// read right after sees them all.
+func TestUnansweredBatches(t *testing.T) {
+	t.Parallel()
+	pool := testPool(t)
+	ctx := context.Background()
+	u := bot.NewUnanswered(pool, nil)
+	convID := uuid.NewString()
+	if _, err := pool.Exec(ctx, `INSERT INTO conversations (id, token_hash, state, customer) VALUES ($1, $2, 'bot', '{}')`,
+		convID, "hash-"+convID); err != nil {
+		t.Fatal(err)
+	}
+	asked := map[string]int{
+		"Do you ship to Iceland?":    40,
+		"do you ship to iceland":     10,
+		"Can I pay with a cheque?":   25,
+		"Is the shop open on Sunday": 1,
+	}
+	var wg sync.WaitGroup
+	for text, n := range asked {
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				conv := ""
+				if text == "Can I pay with a cheque?" && i == n-1 {
+					conv = convID
+				}
+				if err := u.Record(ctx, text, bot.ReasonLowConfidence, 0.2, conv); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	groups, err := u.Report(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bot.UnansweredGroup{}
+	total := 0
+	for _, g := range groups {
+		got[strings.ToLower(strings.Trim(g.Text, "?"))] = g
+		total += g.Count
+	}
+	if len(groups) != 3 || total != 76 {
+		t.Fatalf("%d groups, %d questions: %+v; want 3 groups of 76", len(groups), total, groups)
+	}
+	if g := got["do you ship to iceland"]; g.Count != 50 || len(g.Examples) != 2 {
+		t.Fatalf("Iceland: %+v; want 50 in one group with both wordings", g)
+	}
+	if g := got["can i pay with a cheque"]; g.Count != 25 || g.ConversationID != convID || g.LastReason != bot.ReasonLowConfidence {
+		t.Fatalf("cheque: %+v; want 25 and the conversation", g)
+	}
+	if g := got["is the shop open on sunday"]; g.Count != 1 {
+		t.Fatalf("Sunday: %+v", g)
 	}
 }

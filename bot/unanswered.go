@@ -2,6 +2,8 @@ package bot
 
 import (
 	"context"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,10 +21,37 @@ const sameQuestion = 0.8
 
 // Unanswered records the questions the bot escalated or could not answer,
 // grouping near-duplicates, for the editors' report.
+//
+// Recording is off the bot turn's path: Record queues the question and
+// one writer at a time stores what is queued, identical questions
+// together, in one transaction. Recorded inline, every turn that did not
+// answer waited for the near-duplicate lookup, and in a burst of customers
+// asking the same thing each waited for the one before it, as all of them
+// updated the same row. Report first waits for what this process queued
+// before the call, so an editor who just asked the bot sees the question.
 type Unanswered struct {
 	pool *pgxpool.Pool
 	emb  retrieval.Embedder
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	done    *sync.Cond // signalled whenever written grows
+	pending []question
+	writing bool  // a writer is storing pending
+	queued  int64 // questions queued so far
+	written int64 // of which stored (or given up on)
 }
+
+// question is one recorded turn, waiting to be stored.
+type question struct {
+	text, reason, conversationID string
+	confidence                   float64
+}
+
+// maxPending bounds the queue: past it Record stores on the caller's time,
+// so a database that cannot keep up slows turns down instead of growing
+// memory without end.
+const maxPending = 4096
 
 // UnansweredGroup is one entry of the report.
 type UnansweredGroup struct {
@@ -39,49 +68,137 @@ type UnansweredGroup struct {
 
 // NewUnanswered returns a recorder; it embeds with the local embedder so
 // grouping works the same whatever model answers.
-func NewUnanswered(pool *pgxpool.Pool) *Unanswered {
-	return &Unanswered{pool: pool, emb: retrieval.NewLocal()}
+func NewUnanswered(pool *pgxpool.Pool, log *slog.Logger) *Unanswered {
+	if log == nil {
+		log = slog.Default()
+	}
+	u := &Unanswered{pool: pool, emb: retrieval.NewLocal(), log: log}
+	u.done = sync.NewCond(&u.mu)
+	return u
 }
 
 // Record adds a question (already redacted) to its group, or starts one.
+// It returns once the question is queued; an error means it could not be
+// stored (only when the queue was full and the caller stored it).
 func (u *Unanswered) Record(ctx context.Context, text, reason string, confidence float64, conversationID string) error {
-	vecs, err := u.emb.Embed(ctx, []string{text})
+	q := question{text: text, reason: reason, confidence: confidence, conversationID: conversationID}
+	u.mu.Lock()
+	if len(u.pending) >= maxPending {
+		u.mu.Unlock()
+		return u.store(ctx, []question{q})
+	}
+	u.pending = append(u.pending, q)
+	u.queued++
+	start := !u.writing
+	u.writing = true
+	u.mu.Unlock()
+	if start {
+		go u.drain()
+	}
+	return nil
+}
+
+// drain stores what is queued until nothing is; one runs at a time.
+func (u *Unanswered) drain() {
+	for {
+		u.mu.Lock()
+		batch := u.pending
+		u.pending = nil
+		if len(batch) == 0 {
+			u.writing = false
+			u.mu.Unlock()
+			return
+		}
+		u.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := u.store(ctx, batch); err != nil {
+			u.log.Warn("bot: record unanswered questions", "questions", len(batch), "error", err)
+		}
+		cancel()
+		u.mu.Lock()
+		u.written += int64(len(batch))
+		u.done.Broadcast()
+		u.mu.Unlock()
+	}
+}
+
+// Flush waits until every question queued before the call is stored (or
+// was given up on).
+func (u *Unanswered) Flush() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for target := u.queued; u.written < target; {
+		u.done.Wait()
+	}
+}
+
+// store writes batch in one transaction and one round trip: identical
+// questions count once each time they were asked, and each distinct one
+// joins the nearest open group if it is close enough (groups started
+// earlier in the same batch included), else starts one. This is a
+// report, not a message anyone was promised: the commit does not wait for
+// the disk (synchronous_commit off), so a crash may lose the last few.
+func (u *Unanswered) store(ctx context.Context, batch []question) error {
+	type group struct {
+		question
+		n int
+	}
+	var order []*group
+	byText := make(map[string]*group, len(batch))
+	for _, q := range batch {
+		g := byText[q.text]
+		if g == nil {
+			g = &group{question: q}
+			byText[q.text] = g
+			order = append(order, g)
+		}
+		g.n++
+		// The latest turn's reason, confidence and conversation stand for
+		// the group, as when they were stored one by one.
+		conv := g.conversationID
+		g.question = q
+		if q.conversationID == "" {
+			g.conversationID = conv
+		}
+	}
+	texts := make([]string, len(order))
+	for i, g := range order {
+		texts[i] = g.text
+	}
+	vecs, err := u.emb.Embed(ctx, texts)
 	if err != nil {
 		return err
 	}
-	v := pgvector.NewVector(vecs[0])
-	var conv *string
-	if conversationID != "" {
-		conv = &conversationID
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL synchronous_commit = off")
+	for i, g := range order {
+		var conv *string
+		if g.conversationID != "" {
+			conv = &g.conversationID
+		}
+		b.Queue(`WITH near AS (
+				SELECT id FROM unanswered
+				WHERE resolved_at IS NULL AND embed_model = $2 AND vector_dims(embedding) = $3
+					AND 1 - (embedding <=> $1) >= $7
+				ORDER BY embedding <=> $1 LIMIT 1
+			), grouped AS (
+				UPDATE unanswered u SET count = count + $9, last_seen = now(), last_reason = $4,
+					last_confidence = $5, conversation_id = coalesce($6, conversation_id),
+					examples = CASE WHEN cardinality(examples) < 5 AND NOT ($8 = ANY(examples)) THEN examples || $8 ELSE examples END
+				FROM near WHERE u.id = near.id RETURNING u.id
+			)
+			INSERT INTO unanswered (text, embed_model, embedding, last_reason, last_confidence, conversation_id, examples, count)
+			SELECT $8, $2, $1, $4, $5, $6, ARRAY[$8::text], $9 WHERE NOT EXISTS (SELECT 1 FROM grouped)`,
+			pgvector.NewVector(vecs[i]), u.emb.Name(), len(vecs[i]), g.reason, g.confidence, conv, sameQuestion, g.text, g.n)
 	}
-	// One round trip: the nearest open group takes the question if it is
-	// close enough, else a new group starts. This is a report, not a
-	// message anyone was promised: the commit does not wait for the disk
-	// (synchronous_commit off), so a crash may lose the last few records
-	// but a bot turn does not wait for an fsync (1 to 5 ms here).
-	batch := &pgx.Batch{}
-	batch.Queue("BEGIN")
-	batch.Queue("SET LOCAL synchronous_commit = off")
-	batch.Queue(`WITH near AS (
-			SELECT id FROM unanswered
-			WHERE resolved_at IS NULL AND embed_model = $2 AND vector_dims(embedding) = $3
-				AND 1 - (embedding <=> $1) >= $7
-			ORDER BY embedding <=> $1 LIMIT 1
-		), grouped AS (
-			UPDATE unanswered u SET count = count + 1, last_seen = now(), last_reason = $4,
-				last_confidence = $5, conversation_id = coalesce($6, conversation_id),
-				examples = CASE WHEN cardinality(examples) < 5 AND NOT ($8 = ANY(examples)) THEN examples || $8 ELSE examples END
-			FROM near WHERE u.id = near.id RETURNING u.id
-		)
-		INSERT INTO unanswered (text, embed_model, embedding, last_reason, last_confidence, conversation_id, examples)
-		SELECT $8, $2, $1, $4, $5, $6, ARRAY[$8::text] WHERE NOT EXISTS (SELECT 1 FROM grouped)`,
-		v, u.emb.Name(), len(vecs[0]), reason, confidence, conv, sameQuestion, text)
-	batch.Queue("COMMIT")
-	return db.Translate(u.pool.SendBatch(ctx, batch).Close(), "unanswered")
+	b.Queue("COMMIT")
+	return db.Translate(u.pool.SendBatch(ctx, b).Close(), "unanswered")
 }
 
 // Report lists open groups, most asked first.
 func (u *Unanswered) Report(ctx context.Context, limit int) ([]UnansweredGroup, error) {
+	u.Flush()
 	if limit <= 0 || limit > 500 {
 		limit = 100
 	}

@@ -200,6 +200,9 @@ func (m *Main) Close() error {
 	if m.Conv != nil {
 		m.Conv.Close(ctx)
 	}
+	if m.Bot != nil {
+		m.Bot.Unanswered().Flush() // the last turns' questions, before the pool closes
+	}
 	if m.cancel != nil {
 		m.cancel()
 	}
