@@ -492,10 +492,7 @@ func (s *Service) runTurn(ctx context.Context, convID string, msg Message) error
 	// A database that is restarting is waited for (within the turn's
 	// bound): the customer's message is stored, and must get its answer.
 	err := whileUnavailable(ctx, func() (err error) {
-		if conv, err = s.store.conversation(ctx, s.pool, convID); err != nil || conv.State != StateBot {
-			return err
-		}
-		history, err = s.store.lastMessages(ctx, convID, s.opt.HistorySize)
+		conv, history, err = s.store.turnContext(ctx, convID, s.opt.HistorySize)
 		return err
 	})
 	if err != nil {

@@ -296,6 +296,30 @@ func (s *store) lastMessages(ctx context.Context, convID string, n int) ([]Messa
 	return collectMessages(rows, err)
 }
 
+// turnContext reads what a bot turn starts from, the conversation and its
+// newest n messages (oldest first), in one round trip.
+func (s *store) turnContext(ctx context.Context, convID string, n int) (*Conversation, []Message, error) {
+	if !db.ValidID(convID) {
+		return nil, nil, errs.Errorf(errs.NotFound, "conversation not found")
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+conversationColumns+` FROM conversations WHERE id = $1`, convID)
+	b.Queue(`SELECT * FROM (SELECT `+messageColumns+` FROM `+messageFrom+`
+		WHERE m.conversation_id = $1 ORDER BY m.seq DESC LIMIT $2) t ORDER BY seq`, convID, n)
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	conv, err := scanConversation(br.QueryRow())
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := br.Query()
+	history, err := collectMessages(rows, err)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conv, history, br.Close()
+}
+
 func (s *store) messageBySeq(ctx context.Context, convID string, seq int64) (*Message, error) {
 	return scanMessage(s.pool.QueryRow(ctx, `SELECT `+messageColumns+` FROM `+messageFrom+`
 		WHERE m.conversation_id = $1 AND m.seq = $2`, convID, seq))
