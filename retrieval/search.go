@@ -89,8 +89,14 @@ func (ix *Index) Search(ctx context.Context, q SearchRequest) ([]Hit, error) {
 	// at ten thousand chunks the planner preferred reading every vector
 	// (72 ms) to the HNSW index (6 ms), and the index is always the better
 	// bet for the nearest-neighbour side; iterative scans (pgvector 0.8)
-	// keep filtered searches from coming back short.
-	stmts := []string{"BEGIN READ ONLY", "SET LOCAL enable_seqscan = off", "SET LOCAL hnsw.iterative_scan = relaxed_order"}
+	// keep filtered searches from coming back short. The statement's plan
+	// is made once per connection (a generic plan): planned per call it
+	// cost 0.4 ms of PostgreSQL's time at 200 turns a second, and the
+	// generic plan is the same one (its LIMITs are written into the
+	// statement and sequential scans are off), 0.6 to 0.7 ms faster a
+	// search at 150 and at 100,000 chunks, with the same hits.
+	stmts := []string{"BEGIN READ ONLY", "SET LOCAL enable_seqscan = off", "SET LOCAL hnsw.iterative_scan = relaxed_order",
+		"SET LOCAL plan_cache_mode = force_generic_plan"}
 	if ix.EFSearch > 0 {
 		stmts = append(stmts, fmt.Sprintf("SET LOCAL hnsw.ef_search = %d", ix.EFSearch))
 	}
