@@ -70,7 +70,40 @@ func MaskCards(text string) string {
 }
 
 // Redact masks every kind of personal data this package knows.
+//
+// Most texts have none, and every pattern needs an @ or at least seven
+// digits, so a text is counted first and only the patterns it could hold
+// run: the five regular expressions on every message were 5% of an
+// instance's CPU in bot turns (profile at 200 turns/s). Masks never add
+// digits, so the count of the text as given bounds every later step's.
 func Redact(text string) string {
+	digits := 0
+	for i := 0; i < len(text); i++ {
+		if isDigit(text[i]) {
+			digits++
+		}
+	}
+	at := strings.IndexByte(text, '@') >= 0
+	if digits >= 13 {
+		text = MaskCards(text)
+	}
+	if at {
+		text = email.ReplaceAllString(text, EmailMask)
+	}
+	if digits >= 9 {
+		text = ssn.ReplaceAllString(text, IDMask)
+	}
+	if digits >= 17 {
+		text = cnID.ReplaceAllString(text, IDMask)
+	}
+	if digits >= 7 {
+		text = maskPhones(text)
+	}
+	return text
+}
+
+// redactAll is Redact without the counting, for tests.
+func redactAll(text string) string {
 	text = MaskCards(text)
 	text = email.ReplaceAllString(text, EmailMask)
 	text = ssn.ReplaceAllString(text, IDMask)
