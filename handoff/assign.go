@@ -96,6 +96,17 @@ func (s *Service) AssignQueued(ctx context.Context) (int, error) {
 // assignWave runs one wave over every team's queue and returns how many it
 // assigned.
 func (s *Service) assignWave(ctx context.Context) (int, error) {
+	// Every escalation asks for a wave; with no agent free (none online,
+	// or all at capacity) counting the queue is wasted, and it grows with
+	// the queue (2 ms a wave with 1,200 queued, in the burst's log).
+	var free bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM agents a JOIN users u ON u.id = a.user_id
+		WHERE a.status = 'online' AND a.open_chats < a.capacity AND NOT u.disabled)`).Scan(&free); err != nil {
+		return 0, db.Translate(err, "agents")
+	}
+	if !free {
+		return 0, nil
+	}
 	rows, err := s.pool.Query(ctx, `SELECT coalesce(team, ''), count(*) FROM conversations WHERE state = 'queued'
 		GROUP BY 1 ORDER BY 1`)
 	if err != nil {

@@ -124,8 +124,12 @@ func (s *Service) queueInfo(ctx context.Context, q db.Querier, team string, prio
 	if err != nil {
 		return QueueInfo{}, db.Translate(err, "agents")
 	}
-	if err := q.QueryRow(ctx, `SELECT count(*) + 1 FROM conversations
-		WHERE state = 'queued' AND coalesce(team, '') = $1 AND (priority > $2 OR (priority = $2 AND queued_at <= $3))`,
+	// Two ranges of the queue index, which an OR would not use (see
+	// queueEntry).
+	if err := q.QueryRow(ctx, `SELECT (SELECT count(*) + 1 FROM conversations
+		WHERE state = 'queued' AND coalesce(team, '') = $1 AND priority > $2) +
+		(SELECT count(*) FROM conversations
+		WHERE state = 'queued' AND coalesce(team, '') = $1 AND priority = $2 AND queued_at <= $3)`,
 		team, priority, now).Scan(&av.position); err != nil {
 		return QueueInfo{}, db.Translate(err, "queue")
 	}

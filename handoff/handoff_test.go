@@ -320,11 +320,34 @@ func TestAutoAssignmentCapacityAndPriority(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Queued while nobody is online: low, high, low, high priority.
+	// Queued while nobody is online: low, high, low, high priority. Each
+	// "added" queue event tells the entry's position when it joined: behind
+	// the higher priorities and those of its own queued before it.
+	agents := svc.Subscribe(handoff.TopicAgents, 64)
+	defer agents.Close()
 	var ids []string
-	for _, p := range []int{0, 5, 0, 5, 0} {
+	for i, p := range []int{0, 5, 0, 5, 0} {
 		ids = append(ids, escalate(t, svc, handoff.Customer{}, "Billing", p))
 		time.Sleep(2 * time.Millisecond) // distinct queued_at
+		want := []int{1, 1, 3, 2, 5}[i]
+		for got := false; !got; {
+			select {
+			case ev := <-agents.C:
+				var d struct {
+					Change string
+					Entry  handoff.QueueEntry
+				}
+				if ev.Type != handoff.EventQueue || json.Unmarshal(ev.Data, &d) != nil || d.Change != "added" {
+					continue
+				}
+				if d.Entry.ID != ids[i] || d.Entry.Position != want {
+					t.Fatalf("escalation %d (priority %d): added %s at %d, want %s at %d", i, p, d.Entry.ID, d.Entry.Position, ids[i], want)
+				}
+				got = true
+			case <-time.After(wait):
+				t.Fatalf("escalation %d: no queue event", i)
+			}
+		}
 	}
 	q := must[[]handoff.QueueEntry](t)(svc.Queue(ctx, handoff.QueueFilter{}))
 	order := []string{ids[1], ids[3], ids[0], ids[2], ids[4]}

@@ -109,14 +109,23 @@ func (s *Service) Queue(ctx context.Context, f QueueFilter) ([]QueueEntry, error
 
 // queueEntry returns one queued conversation's entry. Returns NotFound
 // when it is not queued.
+//
+// Its position counts the entries ahead of it as two ranges of the queue
+// index (higher priorities; the same priority queued earlier), so the
+// count reads only those entries: written as one condition with an OR it
+// read every queued conversation, and every new message of a queued
+// customer publishes an updated entry (10 ms a call with 1,200 queued, in
+// the burst's statement log, and growing with the queue).
 func (s *Service) queueEntry(ctx context.Context, id string) (QueueEntry, error) {
 	if !db.ValidID(id) {
 		return QueueEntry{}, errs.Errorf(errs.NotFound, "queue entry not found")
 	}
 	var pos int
 	e, err := s.scanQueueEntry(s.pool.QueryRow(ctx, queueSelect+`,
-		(SELECT count(*) + 1 FROM conversations o WHERE o.state = 'queued' AND o.team IS NOT DISTINCT FROM c.team
-			AND (o.priority > c.priority OR (o.priority = c.priority AND (o.queued_at, o.id) < (c.queued_at, c.id))))::int
+		(SELECT count(*) + 1 FROM conversations o WHERE o.state = 'queued' AND coalesce(o.team, '') = coalesce(c.team, '')
+			AND o.priority > c.priority)::int +
+		(SELECT count(*) FROM conversations o WHERE o.state = 'queued' AND coalesce(o.team, '') = coalesce(c.team, '')
+			AND o.priority = c.priority AND (o.queued_at, o.id) < (c.queued_at, c.id))::int
 		FROM conversations c LEFT JOIN teams t ON t.name = c.team
 		WHERE c.id = $2 AND c.state = 'queued'`, int(s.opt.Routing.DefaultSLA/time.Second), id), &pos)
 	e.Position = pos
