@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -172,25 +173,29 @@ func (u *Unanswered) store(ctx context.Context, batch []question) error {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit = off")
+	// The nearest open group comes from unanswered_open_nearest_idx
+	// (migration 0015), which the planner would pass over for a small
+	// table; its expression and conditions are written as in the index.
+	b.Queue("SET LOCAL enable_seqscan = off")
 	for i, g := range order {
 		var conv *string
 		if g.conversationID != "" {
 			conv = &g.conversationID
 		}
-		b.Queue(`WITH near AS (
+		b.Queue(fmt.Sprintf(`WITH near AS (
 				SELECT id FROM unanswered
-				WHERE resolved_at IS NULL AND embed_model = $2 AND vector_dims(embedding) = $3
-					AND 1 - (embedding <=> $1) >= $7
-				ORDER BY embedding <=> $1 LIMIT 1
+				WHERE resolved_at IS NULL AND vector_dims(embedding) = %[1]d AND embed_model = $2
+					AND 1 - ((embedding::vector(%[1]d)) <=> $1::vector(%[1]d)) >= $6
+				ORDER BY (embedding::vector(%[1]d)) <=> $1::vector(%[1]d) LIMIT 1
 			), grouped AS (
-				UPDATE unanswered u SET count = count + $9, last_seen = now(), last_reason = $4,
-					last_confidence = $5, conversation_id = coalesce($6, conversation_id),
-					examples = CASE WHEN cardinality(examples) < 5 AND NOT ($8 = ANY(examples)) THEN examples || $8 ELSE examples END
+				UPDATE unanswered u SET count = count + $8, last_seen = now(), last_reason = $3,
+					last_confidence = $4, conversation_id = coalesce($5, conversation_id),
+					examples = CASE WHEN cardinality(examples) < 5 AND NOT ($7 = ANY(examples)) THEN examples || $7 ELSE examples END
 				FROM near WHERE u.id = near.id RETURNING u.id
 			)
 			INSERT INTO unanswered (text, embed_model, embedding, last_reason, last_confidence, conversation_id, examples, count)
-			SELECT $8, $2, $1, $4, $5, $6, ARRAY[$8::text], $9 WHERE NOT EXISTS (SELECT 1 FROM grouped)`,
-			pgvector.NewVector(vecs[i]), u.emb.Name(), len(vecs[i]), g.reason, g.confidence, conv, sameQuestion, g.text, g.n)
+			SELECT $7, $2, $1, $3, $4, $5, ARRAY[$7::text], $8 WHERE NOT EXISTS (SELECT 1 FROM grouped)`, len(vecs[i])),
+			pgvector.NewVector(vecs[i]), u.emb.Name(), g.reason, g.confidence, conv, sameQuestion, g.text, g.n)
 	}
 	b.Queue("COMMIT")
 	return db.Translate(u.pool.SendBatch(ctx, b).Close(), "unanswered")
