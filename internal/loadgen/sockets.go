@@ -47,11 +47,11 @@ func (c *Config) startTandem(ctx context.Context, name, dbURL, addr string, extr
 	if !FreePort(addr) {
 		return nil, fmt.Errorf("loadgen: %s is in use", addr)
 	}
-	if c.PProfDir != "" {
-		host, port, _ := net.SplitHostPort(addr)
-		n, _ := strconv.Atoi(port)
-		extra = append(extra, "TANDEM_PPROF_ADDR="+net.JoinHostPort(host, strconv.Itoa(n+50)))
-	}
+	// The profiler also lets the sockets scenario collect the garbage of
+	// start-up before it reads a baseline.
+	host, port, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(port)
+	extra = append(extra, "TANDEM_PPROF_ADDR="+net.JoinHostPort(host, strconv.Itoa(n+50)))
 	p, err := Start(ctx, name, []string{c.Exe, "serve"}, tandemEnv(dbURL, addr, dir, extra...), addr, "/readyz", 60*time.Second)
 	if err != nil {
 		os.RemoveAll(dir)
@@ -73,15 +73,16 @@ type SocketsOptions struct {
 }
 
 // Sockets measures the server's memory per idle customer WebSocket: it
-// creates one conversation per socket over the API, reads the server's
-// resident memory, opens the sockets (each with its own conversation and
-// token, as customers would), waits, and divides the growth by the count.
-// With several instances, each gets an equal share of the conversations
-// and their sockets, and the figure is the sum of each instance's growth
-// over its own baseline divided by the total. The client ends are held by
-// child processes (HoldSockets), at most perHolder sockets each. With a
-// peer binary it measures that too, under the same client, with as many
-// processes, and reports the ratio.
+// creates one conversation per socket over the API (through an instance
+// of its own), starts the measured server, reads its resident memory,
+// opens the sockets (each with its own conversation and token, as
+// customers would), waits, and divides the growth by the count. With
+// several instances, each gets an equal share of the sockets, and the
+// figure is the sum of each instance's growth over its own baseline
+// divided by the total. The client ends are held by child processes
+// (HoldSockets), at most perHolder sockets each. With a peer binary it
+// measures that too, under the same client, with as many processes, and
+// reports the ratio.
 func (c *Config) Sockets(ctx context.Context, o SocketsOptions) ([]Result, error) {
 	if o.Settle <= 0 {
 		o.Settle = 5 * time.Second
@@ -99,6 +100,22 @@ func (c *Config) Sockets(ctx context.Context, o SocketsOptions) ([]Result, error
 		return nil, err
 	}
 	defer drop()
+	// The conversations are created through an instance of their own, so
+	// that each measured instance starts fresh: the garbage of creating
+	// them, which the Go runtime keeps for reuse, would otherwise take in
+	// part of the sockets' growth (even all of it, now that a socket is
+	// small).
+	setup, err := c.startTandem(ctx, "tandem-setup", dbURL, c.addr(0))
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	convs, err := NewClient(setup.URL).CreateConversations(ctx, maxN, 32)
+	setup.Stop()
+	if err != nil {
+		return nil, err
+	}
+	logf(c.Log, "sockets: %d conversations created in %.1f s", maxN, time.Since(start).Seconds())
 	var procs []*Proc
 	defer func() {
 		for _, p := range procs {
@@ -112,22 +129,10 @@ func (c *Config) Sockets(ctx context.Context, o SocketsOptions) ([]Result, error
 		}
 		procs = append(procs, p)
 	}
-	// Each instance creates the conversations whose sockets it will hold,
-	// so that each baseline includes the same work.
-	start := time.Now()
 	urls := make([]string, maxN)
-	err = parallel(ctx, o.Instances, o.Instances, func(j int) error {
-		p := procs[j]
-		convs, err := NewClient(p.URL).CreateConversations(ctx, (maxN-j+o.Instances-1)/o.Instances, max(32/o.Instances, 8))
-		for k, cv := range convs {
-			urls[j+k*o.Instances] = wsURL(p.URL) + "/ws/conversations/" + cv.ID + "?token=" + cv.Token
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
+	for i, cv := range convs {
+		urls[i] = wsURL(procs[i%o.Instances].URL) + "/ws/conversations/" + cv.ID + "?token=" + cv.Token
 	}
-	logf(c.Log, "sockets: %d conversations created in %.1f s", maxN, time.Since(start).Seconds())
 	tandem, err := c.measureSockets(ctx, "tandem", procs, urls, o, true)
 	if err != nil {
 		return nil, err
@@ -220,8 +225,16 @@ func (c *Config) measureSockets(ctx context.Context, name string, procs []*Proc,
 	base := make([]int64, len(procs))
 	baseStats := make([]map[string]float64, len(procs))
 	for j, p := range procs {
+		if tandem {
+			// Start-up leaves garbage (64 MB of it is the argon2 hash
+			// that failed sign-ins are checked against), which the
+			// sockets would fill instead of growing the process.
+			if err := c.collect(p); err != nil {
+				return nil, err
+			}
+		}
 		var err error
-		if base[j], err = p.RSS(); err != nil {
+		if base[j], err = steadyRSS(p); err != nil {
 			return nil, err
 		}
 		baseStats[j] = scrape(p.URL, tandem)
@@ -283,6 +296,41 @@ func (c *Config) measureSockets(ctx context.Context, name string, procs []*Proc,
 	return out, nil
 }
 
+// collect has a Tandem instance collect its garbage and give the memory
+// back to the system now (through its profiler's listener).
+func (c *Config) collect(p *Proc) error {
+	resp, err := http.Post(profilerURL(p)+"/debug/free-os-memory", "", nil)
+	if err != nil {
+		return fmt.Errorf("loadgen: collect %s: %w", p.Name, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("loadgen: collect %s: %s", p.Name, resp.Status)
+	}
+	return nil
+}
+
+// steadyRSS waits (up to 30 s) until p's resident memory stops moving, as
+// the runtime returns freed memory to the system, and returns it.
+func steadyRSS(p *Proc) (int64, error) {
+	prev, err := p.RSS()
+	for deadline := time.Now().Add(30 * time.Second); err == nil && time.Now().Before(deadline); {
+		time.Sleep(time.Second)
+		var r int64
+		if r, err = p.RSS(); err == nil && max(r-prev, prev-r) < 256<<10 {
+			return r, nil
+		}
+		prev = r
+	}
+	return prev, err
+}
+
+func profilerURL(p *Proc) string {
+	host, port, _ := net.SplitHostPort(strings.TrimPrefix(p.URL, "http://"))
+	n, _ := strconv.Atoi(port)
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(n+50))
+}
+
 // scrape reads the Go runtime figures from Tandem's /metrics.
 func scrape(base string, tandem bool) map[string]float64 {
 	out := map[string]float64{}
@@ -312,9 +360,7 @@ func (c *Config) saveProfile(p *Proc, name, query string) {
 	if c.PProfDir == "" {
 		return
 	}
-	host, port, _ := net.SplitHostPort(strings.TrimPrefix(p.URL, "http://"))
-	n, _ := strconv.Atoi(port)
-	resp, err := http.Get("http://" + net.JoinHostPort(host, strconv.Itoa(n+50)) + "/debug/pprof/" + query)
+	resp, err := http.Get(profilerURL(p) + "/debug/pprof/" + query)
 	if err != nil {
 		logf(c.Log, "profile %s: %v", name, err)
 		return
