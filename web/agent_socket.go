@@ -58,70 +58,70 @@ func (s *Server) agentSocket() fiber.Handler {
 	return websocket.New(func(conn *websocket.Conn) {
 		u := conn.Locals("staff").(*auth.User)
 		admin := u.Has(auth.RoleAdmin)
-		k := s.track(conn, "agent", u.ID)
+		k := s.track(conn.Conn, "agent", u.ID)
 		if k == nil {
 			return
 		}
 		k.out = make(chan []byte, 32)
-		defer s.untrack(k)
-		defer k.close(closeNormal, "")
+		s.detach(k, func() {
 
-		svc := s.deps.Conversations
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		socketID, err := svc.AgentConnected(ctx, u.ID)
-		if err != nil {
-			s.log.Warn("ws: agent presence", "agent_id", u.ID, "error", err)
-			k.close(closeTryAgain, "temporarily unavailable; reconnect")
-			return
-		}
-		defer svc.AgentDisconnected(socketID)
-
-		a := &agentStream{srv: s, k: k, svc: svc, me: u.ID, in: make(chan handoff.Event, sendBuffer),
-			subs: map[string][]*handoff.Subscription{}}
-		defer a.closeAll()
-		a.subscribe("", handoff.TopicAgents, handoff.AgentTopic(u.ID))
-		if admin {
-			a.subscribe("", handoff.TopicAdmins)
-		}
-		writerDone := make(chan struct{})
-		go func() {
-			defer close(writerDone)
-			a.write(ctx, admin)
-		}()
-
-		typing := map[string]*throttle{}
-		readFrames(k, func(f agentFrame) {
-			switch f.Type {
-			case "message":
-				res, err := svc.Post(ctx, f.ConversationID, handoff.Author{Role: handoff.RoleAgent, ID: u.ID, Admin: admin},
-					handoff.NewMessage{Text: f.Text, ClientMsgID: f.ClientMsgID, Attachments: f.Attachments})
-				if err != nil {
-					k.send(errorFrame(err, f.ClientMsgID))
-					return
-				}
-				k.send(fiber.Map{"type": "ack", "conversation_id": f.ConversationID, "client_msg_id": f.ClientMsgID,
-					"seq": res.Message.Seq, "message_id": res.Message.ID})
-			case "typing":
-				if a.holds(f.ConversationID) {
-					th := typing[f.ConversationID]
-					if th == nil {
-						th = &throttle{}
-						typing[f.ConversationID] = th
-					}
-					if th.due() {
-						_ = svc.Typing(ctx, f.ConversationID, handoff.RoleAgent)
-					}
-				}
-			case "ping":
-				k.send(fiber.Map{"type": "pong"})
-			default:
-				k.send(errorFrame(errs.Errorf(errs.Invalid, "unknown frame type %q", f.Type), ""))
+			svc := s.deps.Conversations
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			socketID, err := svc.AgentConnected(ctx, u.ID)
+			if err != nil {
+				s.log.Warn("ws: agent presence", "agent_id", u.ID, "error", err)
+				k.close(closeTryAgain, "temporarily unavailable; reconnect")
+				return
 			}
+			defer svc.AgentDisconnected(socketID)
+
+			a := &agentStream{srv: s, k: k, svc: svc, me: u.ID, in: make(chan handoff.Event, sendBuffer),
+				subs: map[string][]*handoff.Subscription{}}
+			defer a.closeAll()
+			a.subscribe("", handoff.TopicAgents, handoff.AgentTopic(u.ID))
+			if admin {
+				a.subscribe("", handoff.TopicAdmins)
+			}
+			writerDone := make(chan struct{})
+			go func() {
+				defer close(writerDone)
+				a.write(ctx, admin)
+			}()
+
+			typing := map[string]*throttle{}
+			readFrames(k, func(f agentFrame) {
+				switch f.Type {
+				case "message":
+					res, err := svc.Post(ctx, f.ConversationID, handoff.Author{Role: handoff.RoleAgent, ID: u.ID, Admin: admin},
+						handoff.NewMessage{Text: f.Text, ClientMsgID: f.ClientMsgID, Attachments: f.Attachments})
+					if err != nil {
+						k.send(errorFrame(err, f.ClientMsgID))
+						return
+					}
+					k.send(fiber.Map{"type": "ack", "conversation_id": f.ConversationID, "client_msg_id": f.ClientMsgID,
+						"seq": res.Message.Seq, "message_id": res.Message.ID})
+				case "typing":
+					if a.holds(f.ConversationID) {
+						th := typing[f.ConversationID]
+						if th == nil {
+							th = &throttle{}
+							typing[f.ConversationID] = th
+						}
+						if th.due() {
+							_ = svc.Typing(ctx, f.ConversationID, handoff.RoleAgent)
+						}
+					}
+				case "ping":
+					k.send(fiber.Map{"type": "pong"})
+				default:
+					k.send(errorFrame(errs.Errorf(errs.Invalid, "unknown frame type %q", f.Type), ""))
+				}
+			})
+			cancel()
+			k.close(closeNormal, "")
+			<-writerDone
 		})
-		cancel()
-		k.close(closeNormal, "")
-		<-writerDone
 	}, socketConfig)
 }
 

@@ -108,6 +108,10 @@ func New(d Deps) *Server {
 		// socket's memory; docs/benchmarks.md).
 		ReduceMemoryUsage: true,
 	})
+	// Upgraded WebSockets close their own connections, so that a socket's
+	// upgrade handler can return while the socket lives on, giving the
+	// upgrade request back to fasthttp (Server.detach).
+	s.App.Server().KeepHijackedConns = true
 	s.limitBodies()
 	s.App.Use(recover.New())
 	s.App.Use(requestid.New())

@@ -3,11 +3,15 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
+	"reflect"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
 
+	fws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 
@@ -36,7 +40,9 @@ const (
 // socket is one open WebSocket: a reader loop in the handler's goroutine and
 // one writer goroutine that owns every data write.
 type socket struct {
-	conn *websocket.Conn
+	// conn is the library's connection, not contrib/websocket's wrapper,
+	// which goes back to its pool when the upgrade handler returns (detach).
+	conn *fws.Conn
 	kind string
 	user string      // the staff user of a staff socket
 	out  chan []byte // agent sockets: frames from the reader (acks, errors) for the writer
@@ -100,7 +106,7 @@ func (k *socket) write(b []byte) error {
 	return k.conn.WriteMessage(websocket.TextMessage, b)
 }
 
-func (s *Server) track(conn *websocket.Conn, kind, user string) *socket {
+func (s *Server) track(conn *fws.Conn, kind, user string) *socket {
 	k := &socket{conn: conn, kind: kind, user: user, done: make(chan struct{})}
 	s.socketsMu.Lock()
 	defer s.socketsMu.Unlock()
@@ -118,6 +124,59 @@ func (s *Server) untrack(k *socket) {
 	delete(s.sockets, k)
 	s.socketsMu.Unlock()
 	metrics.WebSockets.WithLabelValues(k.kind).Dec()
+}
+
+// detach runs a tracked socket's life, serve, and then closes and untracks
+// it; a panic in serve is logged and closes the socket (1011).
+//
+// When it can, serve runs in a goroutine of its own and detach returns at
+// once, ending the upgrade handler: fasthttp then returns the upgrade
+// request's context (request and response with their headers, the locals)
+// to its pool, and contrib/websocket its wrapper with the copies it made
+// of the headers, query, params and locals. At 10,000 idle sockets these
+// were 6–7 KB of each socket's 10–11 KB of heap. The server keeps such
+// connections open (KeepHijackedConns, set in New) and the socket closes
+// its own.
+//
+// It cannot when fasthttp handed the socket, instead of the raw
+// connection, the request reader holding bytes the client sent after its
+// upgrade request without waiting for the answer: fasthttp takes that
+// reader back for other connections once the handler returns, so serve
+// then runs in the handler, as long as the socket lives.
+func (s *Server) detach(k *socket, serve func()) {
+	run := func() {
+		defer s.untrack(k)
+		defer k.close(closeNormal, "")
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("ws: panic", "kind", k.kind, "error", fmt.Sprint(v), "stack", string(debug.Stack()))
+				k.close(closeInternal, "internal error")
+			}
+		}()
+		serve()
+	}
+	if rawHijack(k.conn.NetConn()) {
+		go run()
+		return
+	}
+	run()
+}
+
+var netConnType = reflect.TypeFor[net.Conn]()
+
+// rawHijack reports whether nc, the connection fasthttp hands an upgraded
+// socket (its hijackConn), reads the network connection itself rather than
+// fasthttp's request reader. fasthttp says so nowhere public, so this reads
+// the type of its field r; anything unexpected answers false, which is
+// safe (the socket keeps the upgrade handler). TestSocketDetach fails if a
+// newer fasthttp changes this.
+func rawHijack(nc net.Conn) bool {
+	v := reflect.ValueOf(nc)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Type().String() != "*fasthttp.hijackConn" {
+		return false
+	}
+	r := v.Elem().FieldByName("r")
+	return r.IsValid() && r.Kind() == reflect.Interface && !r.IsNil() && r.Elem().Type().Implements(netConnType)
 }
 
 // originAllowed accepts requests without an Origin (apps, not browsers), the
@@ -222,67 +281,68 @@ func (s *Server) customerSocket() fiber.Handler {
 			kind, user = "agent", a.staff.ID
 			author = handoff.Author{Role: handoff.RoleAgent, ID: a.staff.ID}
 		}
-		k := s.track(conn, kind, user)
+		k := s.track(conn.Conn, kind, user)
 		if k == nil {
 			return
 		}
-		defer s.untrack(k)
-		defer k.close(closeNormal, "")
+		s.detach(k, func() {
+			svc := s.deps.Conversations
+			// The reader's calls finish before it reads on, so nothing of
+			// theirs is left to cancel when the socket ends.
+			ctx := context.Background()
+			cs := newConvStream(s, k, id, author.Role, after)
+			defer cs.stop()
 
-		svc := s.deps.Conversations
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		cs := newConvStream(ctx, cancel, s, k, id, author.Role, after)
-		defer cs.stop()
-
-		var typing throttle
-		// limited reports (with an error frame) a customer's message over
-		// the conversation's rate limit.
-		limited := func(clientMsgID string) bool {
-			if author.Role != handoff.RoleCustomer {
+			var typing throttle
+			// limited reports (with an error frame) a customer's message over
+			// the conversation's rate limit.
+			limited := func(clientMsgID string) bool {
+				if author.Role != handoff.RoleCustomer {
+					return false
+				}
+				if ok, wait := s.customerMessages.Allow(id); !ok {
+					k.send(limitedFrame(wait, clientMsgID))
+					return true
+				}
 				return false
 			}
-			if ok, wait := s.customerMessages.Allow(id); !ok {
-				k.send(limitedFrame(wait, clientMsgID))
-				return true
-			}
-			return false
-		}
-		readFrames(k, func(f clientFrame) {
-			switch f.Type {
-			case "message":
-				if limited(f.ClientMsgID) {
-					return
+			readFrames(k, func(f clientFrame) {
+				switch f.Type {
+				case "message":
+					if limited(f.ClientMsgID) {
+						return
+					}
+					res, err := svc.Post(ctx, id, author, handoff.NewMessage{Text: f.Text, ClientMsgID: f.ClientMsgID, Attachments: f.Attachments})
+					if err != nil {
+						k.send(errorFrame(err, f.ClientMsgID))
+						return
+					}
+					k.send(fiber.Map{"type": "ack", "client_msg_id": f.ClientMsgID, "seq": res.Message.Seq, "message_id": res.Message.ID})
+				case "typing":
+					if typing.due() {
+						_ = svc.Typing(ctx, id, author.Role)
+					}
+				case "csat":
+					if author.Role != handoff.RoleCustomer {
+						k.send(errorFrame(errs.Errorf(errs.Forbidden, "only the customer scores a conversation"), ""))
+						return
+					}
+					if limited("") {
+						return
+					}
+					if _, err := svc.SubmitCSAT(ctx, id, f.Score, f.Comment); err != nil {
+						k.send(errorFrame(err, ""))
+						return
+					}
+					k.send(fiber.Map{"type": "ack", "csat": true})
+				default:
+					k.send(errorFrame(errs.Errorf(errs.Invalid, "unknown frame type %q", f.Type), ""))
 				}
-				res, err := svc.Post(ctx, id, author, handoff.NewMessage{Text: f.Text, ClientMsgID: f.ClientMsgID, Attachments: f.Attachments})
-				if err != nil {
-					k.send(errorFrame(err, f.ClientMsgID))
-					return
-				}
-				k.send(fiber.Map{"type": "ack", "client_msg_id": f.ClientMsgID, "seq": res.Message.Seq, "message_id": res.Message.ID})
-			case "typing":
-				if typing.due() {
-					_ = svc.Typing(ctx, id, author.Role)
-				}
-			case "csat":
-				if author.Role != handoff.RoleCustomer {
-					k.send(errorFrame(errs.Errorf(errs.Forbidden, "only the customer scores a conversation"), ""))
-					return
-				}
-				if limited("") {
-					return
-				}
-				if _, err := svc.SubmitCSAT(ctx, id, f.Score, f.Comment); err != nil {
-					k.send(errorFrame(err, ""))
-					return
-				}
-				k.send(fiber.Map{"type": "ack", "csat": true})
-			default:
-				k.send(errorFrame(errs.Errorf(errs.Invalid, "unknown frame type %q", f.Type), ""))
-			}
+			})
+			// Close before the deferred stop waits for the writer, so a
+			// writer blocked on a client that reads nothing ends now.
+			k.close(closeNormal, "")
 		})
-		cancel()
-		k.close(closeNormal, "")
 	}, socketConfig)
 }
 
@@ -323,15 +383,13 @@ func readFrames[T any](k *socket, handle func(f T)) {
 // between. An idle socket thus costs its reader goroutine and a few small
 // structs, which is what lets one instance hold tens of thousands.
 type convStream struct {
-	srv    *Server
-	k      *socket
-	id     string
-	role   string
-	sub    *handoff.Subscription
-	ping   *time.Timer
-	ctx    context.Context // the socket's; ends at stop, for the replay's queries
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // the running writer
+	srv  *Server
+	k    *socket
+	id   string
+	role string
+	sub  *handoff.Subscription
+	ping *time.Timer
+	wg   sync.WaitGroup // the running writer
 
 	mu      sync.Mutex
 	events  []handoff.Event
@@ -341,11 +399,17 @@ type convStream struct {
 	tooSlow bool // more than sendBuffer events waited: close, the client resumes by seq
 	running bool
 	closed  bool
-	last    int64 // the last seq sent; only the running writer touches it
+	// query is the running writer's context for its queries (the replay),
+	// made when it first needs one and cancelled when it ends or at stop.
+	// An idle socket holds none: a context that has been given to pgx
+	// keeps a map of the watchers it had, a few hundred bytes.
+	query       context.Context
+	cancelQuery context.CancelFunc
+	last        int64 // the last seq sent; only the running writer touches it
 }
 
-func newConvStream(ctx context.Context, cancel context.CancelFunc, s *Server, k *socket, id, role string, after int64) *convStream {
-	c := &convStream{srv: s, k: k, id: id, role: role, last: after, replay: true, ctx: ctx, cancel: cancel}
+func newConvStream(s *Server, k *socket, id, role string, after int64) *convStream {
+	c := &convStream{srv: s, k: k, id: id, role: role, last: after, replay: true}
 	k.sink = c.frame
 	// Subscribe first, then replay, so nothing falls between; what both
 	// bring is sent once, by seq.
@@ -423,8 +487,10 @@ func (c *convStream) kick() {
 func (c *convStream) stop() {
 	c.mu.Lock()
 	c.closed = true
+	if c.cancelQuery != nil {
+		c.cancelQuery()
+	}
 	c.mu.Unlock()
-	c.cancel()
 	c.sub.Close()
 	c.ping.Stop()
 	c.wg.Wait()
@@ -437,7 +503,7 @@ func (c *convStream) write() {
 		evs, frames, replay, ping, slow := c.events, c.frames, c.replay, c.pingDue, c.tooSlow
 		c.events, c.frames, c.replay, c.pingDue = nil, nil, false, false
 		if c.closed || (len(evs) == 0 && len(frames) == 0 && !replay && !ping && !slow) {
-			c.running = false
+			c.idle()
 			c.mu.Unlock()
 			return
 		}
@@ -445,11 +511,35 @@ func (c *convStream) write() {
 		if slow || !c.flush(replay, frames, evs, ping) {
 			// A slow stream was dropped by the hub, and dropped closes it.
 			c.mu.Lock()
-			c.closed, c.running = true, false
+			c.closed = true
+			c.idle()
 			c.mu.Unlock()
 			return
 		}
 	}
+}
+
+// idle marks the writer as ended and lets its query context go; the
+// caller holds c.mu.
+func (c *convStream) idle() {
+	c.running = false
+	if c.cancelQuery != nil {
+		c.cancelQuery()
+		c.query, c.cancelQuery = nil, nil
+	}
+}
+
+// queryCtx is the running writer's context for its queries.
+func (c *convStream) queryCtx() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.query == nil {
+		c.query, c.cancelQuery = context.WithCancel(context.Background())
+		if c.closed {
+			c.cancelQuery()
+		}
+	}
+	return c.query
 }
 
 // flush writes what the writer took from the queue; false when the socket
@@ -461,7 +551,7 @@ func (c *convStream) flush(replay bool, frames [][]byte, evs []handoff.Event, pi
 		return false
 	default:
 	}
-	if replay && !c.srv.fill(c.ctx, k, c.id, &c.last) {
+	if replay && !c.srv.fill(c.queryCtx(), k, c.id, &c.last) {
 		return false
 	}
 	for _, b := range frames {
@@ -477,7 +567,7 @@ func (c *convStream) flush(replay bool, frames [][]byte, evs []handoff.Event, pi
 		if ev.Seq > c.last+1 {
 			// Events are published after commit, so one may overtake
 			// another; fill the gap from the database, in order.
-			if !c.srv.fill(c.ctx, k, c.id, &c.last) {
+			if !c.srv.fill(c.queryCtx(), k, c.id, &c.last) {
 				return false
 			}
 			if ev.Seq <= c.last {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -834,6 +835,46 @@ func TestWebSocket(t *testing.T) {
 		}
 	})
 
+	// A client that sends its first frame with the upgrade request, without
+	// waiting for the answer, leaves it in fasthttp's request reader: the
+	// socket keeps that reader (web's Server.detach) and reads the frame.
+	t.Run("FrameWithTheUpgrade", func(t *testing.T) {
+		c := s.createConversation(t)
+		first, _ := json.Marshal(map[string]string{"type": "message", "text": "sent early", "client_msg_id": "early-1"})
+		d := websocket.Dialer{HandshakeTimeout: wait, NetDial: func(network, addr string) (net.Conn, error) {
+			nc, err := net.Dial(network, addr)
+			return &earlyFrameConn{Conn: nc, frame: maskedTextFrame(first)}, err
+		}}
+		conn, _, err := d.Dial(s.wsURL(c.ID, c.Token, 0), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		events, others := readUntil(t, conn, 2)
+		checkGapless(t, events, 0, 2)
+		if m := events[0].Message; m.Text != "sent early" || m.ClientMsgID != "early-1" {
+			t.Fatalf("echo %+v", m)
+		}
+		var ack frame // before or after the echo
+		for _, f := range others {
+			if f.Type == "ack" {
+				ack = f
+			}
+		}
+		for ack.Type != "ack" {
+			ack = readFrame(t, conn)
+		}
+		if ack.ClientMsgID != "early-1" || ack.Seq != 1 {
+			t.Fatalf("ack %+v", ack)
+		}
+		// The socket goes on as any other.
+		sendFrame(t, conn, map[string]string{"type": "message", "text": "and later", "client_msg_id": "early-2"})
+		events, _ = readUntil(t, conn, 4)
+		if events[0].Message.Text != "and later" {
+			t.Fatalf("echo %+v", events[0].Message)
+		}
+	})
+
 	t.Run("FrameTooLarge", func(t *testing.T) {
 		c := s.createConversation(t)
 		conn := s.dial(t, c, 0)
@@ -883,6 +924,41 @@ func TestWebSocket(t *testing.T) {
 			})
 		}
 	})
+}
+
+// earlyFrameConn sends a WebSocket frame in the same write as the upgrade
+// request.
+type earlyFrameConn struct {
+	net.Conn
+	frame []byte
+	sent  bool
+}
+
+func (c *earlyFrameConn) Write(p []byte) (int, error) {
+	if c.sent {
+		return c.Conn.Write(p)
+	}
+	c.sent = true
+	if _, err := c.Conn.Write(append(append([]byte(nil), p...), c.frame...)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// maskedTextFrame is a client's text frame (masked, as clients' must be).
+func maskedTextFrame(payload []byte) []byte {
+	key := [4]byte{7, 1, 9, 3}
+	b := []byte{0x81}
+	if len(payload) < 126 {
+		b = append(b, 0x80|byte(len(payload)))
+	} else {
+		b = append(b, 0x80|126, byte(len(payload)>>8), byte(len(payload)))
+	}
+	b = append(b, key[:]...)
+	for i, c := range payload {
+		b = append(b, c^key[i%4])
+	}
+	return b
 }
 
 func TestTwoInstancesShareEvents(t *testing.T) {
