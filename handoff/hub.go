@@ -1,18 +1,25 @@
 package handoff
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // Hub fans events out to subscribers in this process. It knows nothing of
 // WebSockets. Publish never blocks: a subscriber whose buffer is full is
 // dropped (its channel closed and Dropped set) and resumes later from its
 // last seq.
 type Hub struct {
-	mu   sync.RWMutex
-	subs map[string]map[*Subscription]struct{}
+	mu sync.RWMutex
+	// subs lists each topic's subscriptions in no order. A slice rather
+	// than a set: most topics are one conversation with one socket, and
+	// a map per topic cost each idle socket ~150 bytes more; the topics
+	// with many (all agents) change only as agents come and go.
+	subs map[string][]*Subscription
 }
 
 // NewHub returns an empty hub.
-func NewHub() *Hub { return &Hub{subs: map[string]map[*Subscription]struct{}{}} }
+func NewHub() *Hub { return &Hub{subs: map[string][]*Subscription{}} }
 
 // Subscription receives a topic's events on C until Close or a drop; a
 // subscription made with SubscribeFunc has no C and gets its events by
@@ -55,14 +62,8 @@ func (h *Hub) SubscribeFunc(topic string, fn func(Event) bool, dropped func()) *
 }
 
 func (h *Hub) add(s *Subscription) {
-	topic := s.topic
 	h.mu.Lock()
-	m := h.subs[topic]
-	if m == nil {
-		m = map[*Subscription]struct{}{}
-		h.subs[topic] = m
-	}
-	m[s] = struct{}{}
+	h.subs[s.topic] = append(h.subs[s.topic], s)
 	h.mu.Unlock()
 }
 
@@ -80,10 +81,14 @@ func (s *Subscription) Dropped() bool {
 func (h *Hub) remove(s *Subscription, dropped bool) {
 	s.once.Do(func() {
 		h.mu.Lock()
-		if m := h.subs[s.topic]; m != nil {
-			delete(m, s)
-			if len(m) == 0 {
+		l := h.subs[s.topic]
+		if i := slices.Index(l, s); i >= 0 {
+			last := len(l) - 1
+			l[i], l[last] = l[last], nil
+			if last == 0 {
 				delete(h.subs, s.topic)
+			} else {
+				h.subs[s.topic] = l[:last]
 			}
 		}
 		h.mu.Unlock()
@@ -103,7 +108,7 @@ func (h *Hub) remove(s *Subscription, dropped bool) {
 func (h *Hub) Publish(topic string, ev Event) {
 	var slow []*Subscription
 	h.mu.RLock()
-	for s := range h.subs[topic] {
+	for _, s := range h.subs[topic] {
 		if s.fn != nil {
 			if !s.fn(ev) {
 				slow = append(slow, s)
@@ -128,10 +133,8 @@ func (h *Hub) Publish(topic string, ev Event) {
 func (h *Hub) DropAll() {
 	h.mu.RLock()
 	var all []*Subscription
-	for _, m := range h.subs {
-		for s := range m {
-			all = append(all, s)
-		}
+	for _, l := range h.subs {
+		all = append(all, l...)
 	}
 	h.mu.RUnlock()
 	for _, s := range all {

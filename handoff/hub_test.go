@@ -70,6 +70,27 @@ func TestHub(t *testing.T) {
 		}
 	})
 
+	t.Run("CloseOneOfSeveral", func(t *testing.T) {
+		h := handoff.NewHub()
+		subs := []*handoff.Subscription{h.Subscribe("c1", 10), h.Subscribe("c1", 10), h.Subscribe("c1", 10), h.Subscribe("c1", 10)}
+		subs[1].Close()
+		subs[3].Close()
+		if n := h.Subscribers("c1"); n != 2 {
+			t.Fatalf("%d subscribers after closing 2 of 4", n)
+		}
+		h.Publish("c1", event(1))
+		for _, s := range []*handoff.Subscription{subs[0], subs[2]} {
+			if ev, ok := receive(t, s); !ok || ev.Seq != 1 {
+				t.Fatalf("got seq %d (open %v), want 1", ev.Seq, ok)
+			}
+		}
+		subs[0].Close()
+		subs[2].Close()
+		if n := h.Subscribers("c1"); n != 0 {
+			t.Fatalf("%d subscribers after closing all", n)
+		}
+	})
+
 	t.Run("SlowSubscriberDropped", func(t *testing.T) {
 		h := handoff.NewHub()
 		slow := h.Subscribe("c1", 2)
