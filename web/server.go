@@ -64,6 +64,7 @@ type Server struct {
 	socketsMu sync.Mutex
 	sockets   map[*socket]struct{}
 	closing   bool
+	pings     pings // the conversation sockets' pings
 	// Failed sign-ins per account and per client address.
 	loginAccounts, loginAddrs *limiter
 	// newConversations limits conversations started per client address;

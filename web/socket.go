@@ -383,13 +383,13 @@ func readFrames[T any](k *socket, handle func(f T)) {
 // between. An idle socket thus costs its reader goroutine and a few small
 // structs, which is what lets one instance hold tens of thousands.
 type convStream struct {
-	srv  *Server
-	k    *socket
-	id   string
-	role string
-	sub  *handoff.Subscription
-	ping *time.Timer
-	wg   sync.WaitGroup // the running writer
+	srv      *Server
+	k        *socket
+	id       string
+	role     string
+	sub      *handoff.Subscription
+	pingSlot int            // its slot in srv.pings
+	wg       sync.WaitGroup // the running writer
 
 	mu      sync.Mutex
 	events  []handoff.Event
@@ -417,7 +417,7 @@ func newConvStream(s *Server, k *socket, id, role string, after int64) *convStre
 	c.mu.Lock()
 	c.kick()
 	c.mu.Unlock()
-	c.ping = time.AfterFunc(pingEvery, c.pingNow)
+	c.pingSlot = s.pings.add(c)
 	return c
 }
 
@@ -461,6 +461,7 @@ func (c *convStream) frame(b []byte) {
 	c.kick()
 }
 
+// pingNow has the writer send a ping (srv.pings calls it).
 func (c *convStream) pingNow() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -469,7 +470,6 @@ func (c *convStream) pingNow() {
 	}
 	c.pingDue = true
 	c.kick()
-	c.ping.Reset(pingEvery)
 }
 
 // kick starts the writer unless it runs; the caller holds c.mu.
@@ -492,7 +492,7 @@ func (c *convStream) stop() {
 	}
 	c.mu.Unlock()
 	c.sub.Close()
-	c.ping.Stop()
+	c.srv.pings.remove(c, c.pingSlot)
 	c.wg.Wait()
 }
 
