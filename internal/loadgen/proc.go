@@ -44,8 +44,13 @@ type Proc struct {
 }
 
 // Start runs argv with env added to this process's environment, and waits
-// (bounded by timeout) until GET addr+readyPath answers 200.
+// (bounded by timeout) until GET addr+readyPath answers 200. addr must be
+// free beforehand.
 func Start(ctx context.Context, name string, argv, env []string, addr, readyPath string, timeout time.Duration) (*Proc, error) {
+	// Otherwise whatever holds the port would answer for the process.
+	if !FreePort(addr) {
+		return nil, fmt.Errorf("loadgen: %s: %s is in use", name, addr)
+	}
 	p := &Proc{Name: name, URL: "http://" + addr, logs: &tailBuffer{max: 16 << 10}, done: make(chan struct{})}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Env = append(os.Environ(), env...)

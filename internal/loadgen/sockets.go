@@ -44,9 +44,6 @@ func (c *Config) startTandem(ctx context.Context, name, dbURL, addr string, extr
 	if err != nil {
 		return nil, err
 	}
-	if !FreePort(addr) {
-		return nil, fmt.Errorf("loadgen: %s is in use", addr)
-	}
 	// The profiler also lets the sockets scenario collect the garbage of
 	// start-up before it reads a baseline.
 	host, port, _ := net.SplitHostPort(addr)
