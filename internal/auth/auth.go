@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -444,8 +445,14 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 }
 
 // dummyHash is checked when the e-mail is unknown, so that the answer takes
-// as long as for a known user with a wrong password.
-var dummyHash, _ = HashPassword("tandem-dummy-password")
+// as long as for a known user with a wrong password. It is made on first
+// use: made when the package loaded, it cost every process that imports
+// auth (the server, each of its subcommands, each test binary) 64 MB of
+// argon2 memory and its CPU at start-up, whether anyone signed in or not.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := HashPassword("tandem-dummy-password")
+	return h
+})
 
 // Login checks the credentials and opens a session of kind "cookie" or
 // "api". Returns Unauthorized with one message for every failure, so the
@@ -464,7 +471,7 @@ func (s *Store) LoginFrom(ctx context.Context, email, password, kind, addr strin
 		return nil, "", err
 	}
 	if u == nil {
-		CheckPassword(dummyHash, password)
+		CheckPassword(dummyHash(), password)
 		return nil, "", errs.Errorf(errs.Unauthorized, "wrong e-mail or password")
 	}
 	if ok := CheckPassword(hash, password); !ok || u.Disabled {
