@@ -349,6 +349,31 @@ func TestAutoAssignmentCapacityAndPriority(t *testing.T) {
 			}
 		}
 	}
+	// A queued customer's new message updates the entry's preview; its
+	// place did not change, and the event leaves the position out.
+	if _, err := svc.PostMessage(ctx, ids[2], handoff.Author{Role: handoff.RoleCustomer}, "Still waiting for the invoice", ""); err != nil {
+		t.Fatal(err)
+	}
+	for got := false; !got; {
+		select {
+		case ev := <-agents.C:
+			var d struct {
+				Change string
+				Entry  json.RawMessage
+			}
+			if ev.Type != handoff.EventQueue || json.Unmarshal(ev.Data, &d) != nil || d.Change != "updated" {
+				continue
+			}
+			var e handoff.QueueEntry
+			if err := json.Unmarshal(d.Entry, &e); err != nil || e.ID != ids[2] || e.Preview != "Still waiting for the invoice" ||
+				strings.Contains(string(d.Entry), `"position"`) {
+				t.Fatalf("updated entry %s (%v), want %s with the new preview and no position", d.Entry, err, ids[2])
+			}
+			got = true
+		case <-time.After(wait):
+			t.Fatal("no updated queue event")
+		}
+	}
 	q := must[[]handoff.QueueEntry](t)(svc.Queue(ctx, handoff.QueueFilter{}))
 	order := []string{ids[1], ids[3], ids[0], ids[2], ids[4]}
 	for i, e := range q {

@@ -26,8 +26,10 @@ type QueueEntry struct {
 	QueuedAt time.Time `json:"queued_at"`
 	// WaitingSeconds is how long the customer has waited, as of the answer.
 	WaitingSeconds int64 `json:"waiting_seconds"`
-	// Position is the place in the team's queue, from 1.
-	Position int `json:"position"`
+	// Position is the place in the team's queue, from 1; an "updated"
+	// queue event (a new message: the preview changed, not the place)
+	// leaves it out.
+	Position int `json:"position,omitempty"`
 	// Preview is the start of the customer's last message.
 	Preview     string `json:"preview"`
 	SLASeconds  int    `json:"sla_seconds"`
@@ -107,25 +109,29 @@ func (s *Service) Queue(ctx context.Context, f QueueFilter) ([]QueueEntry, error
 	return out, db.Translate(rows.Err(), "queue")
 }
 
-// queueEntry returns one queued conversation's entry. Returns NotFound
-// when it is not queued.
+// queueEntry returns one queued conversation's entry, with its position
+// when withPosition. Returns NotFound when it is not queued.
 //
-// Its position counts the entries ahead of it as two ranges of the queue
-// index (higher priorities; the same priority queued earlier), so the
-// count reads only those entries: written as one condition with an OR it
-// read every queued conversation, and every new message of a queued
-// customer publishes an updated entry (10 ms a call with 1,200 queued, in
-// the burst's statement log, and growing with the queue).
-func (s *Service) queueEntry(ctx context.Context, id string) (QueueEntry, error) {
+// The position counts the entries ahead as two ranges of the queue index
+// (higher priorities; the same priority queued earlier), so the count
+// reads only those entries: written as one condition with an OR it read
+// every queued conversation (10 ms a call with 1,200 queued, in the
+// burst's statement log). Still, it reads as many entries as are ahead,
+// so it is left out where nothing moved: a queued customer's new message
+// changes the entry's preview, not its place.
+func (s *Service) queueEntry(ctx context.Context, id string, withPosition bool) (QueueEntry, error) {
 	if !db.ValidID(id) {
 		return QueueEntry{}, errs.Errorf(errs.NotFound, "queue entry not found")
 	}
-	var pos int
-	e, err := s.scanQueueEntry(s.pool.QueryRow(ctx, queueSelect+`,
-		(SELECT count(*) + 1 FROM conversations o WHERE o.state = 'queued' AND coalesce(o.team, '') = coalesce(c.team, '')
+	position := `0`
+	if withPosition {
+		position = `(SELECT count(*) + 1 FROM conversations o WHERE o.state = 'queued' AND coalesce(o.team, '') = coalesce(c.team, '')
 			AND o.priority > c.priority)::int +
 		(SELECT count(*) FROM conversations o WHERE o.state = 'queued' AND coalesce(o.team, '') = coalesce(c.team, '')
-			AND o.priority = c.priority AND (o.queued_at, o.id) < (c.queued_at, c.id))::int
+			AND o.priority = c.priority AND (o.queued_at, o.id) < (c.queued_at, c.id))::int`
+	}
+	var pos int
+	e, err := s.scanQueueEntry(s.pool.QueryRow(ctx, queueSelect+`, `+position+`
 		FROM conversations c LEFT JOIN teams t ON t.name = c.team
 		WHERE c.id = $2 AND c.state = 'queued'`, int(s.opt.Routing.DefaultSLA/time.Second), id), &pos)
 	e.Position = pos

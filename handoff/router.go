@@ -127,7 +127,7 @@ func (s *Service) flagSLA(ctx context.Context) error {
 		return db.Translate(err, "queue")
 	}
 	for _, id := range ids {
-		e, err := s.queueEntry(ctx, id)
+		e, err := s.queueEntry(ctx, id, true)
 		if err != nil {
 			continue // assigned meanwhile
 		}

@@ -290,7 +290,7 @@ func (s *Service) flush(ctx context.Context, out *outbox) {
 	for i, ids := range [][]string{out.queue, out.updated} {
 		change := []string{"added", "updated"}[i]
 		for _, id := range ids {
-			e, err := s.queueEntry(ctx, id)
+			e, err := s.queueEntry(ctx, id, change == "added")
 			if err != nil {
 				continue // it left the queue meanwhile; its removal is published
 			}
