@@ -8,37 +8,9 @@ import (
 	fws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/tandem-chat/tandem/internal/wstest"
 )
-
-// earlyFrameConn sends a WebSocket frame in the same write as the upgrade
-// request, as a client that does not wait for the server's answer would.
-type earlyFrameConn struct {
-	net.Conn
-	frame []byte
-	sent  bool
-}
-
-func (c *earlyFrameConn) Write(p []byte) (int, error) {
-	if c.sent {
-		return c.Conn.Write(p)
-	}
-	c.sent = true
-	if _, err := c.Conn.Write(append(append([]byte(nil), p...), c.frame...)); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// maskedTextFrame is a client's text frame (masked, as clients' must be).
-func maskedTextFrame(payload string) []byte {
-	key := [4]byte{7, 1, 9, 3}
-	b := []byte{0x81, 0x80 | byte(len(payload))} // payload under 126 bytes
-	b = append(b, key[:]...)
-	for i := range len(payload) {
-		b = append(b, payload[i]^key[i%4])
-	}
-	return b
-}
 
 // TestSocketDetach pins what Server.detach relies on in fasthttp: a
 // socket's connection reads the network connection itself, unless the
@@ -72,7 +44,7 @@ func TestSocketDetach(t *testing.T) {
 			if tc.early {
 				d.NetDial = func(network, addr string) (net.Conn, error) {
 					c, err := net.Dial(network, addr)
-					return &earlyFrameConn{Conn: c, frame: maskedTextFrame("early")}, err
+					return &wstest.EarlyFrameConn{Conn: c, Frame: wstest.MaskedTextFrame([]byte("early"))}, err
 				}
 			}
 			conn, _, err := d.Dial(url, nil)

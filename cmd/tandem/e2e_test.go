@@ -27,6 +27,7 @@ import (
 	"github.com/tandem-chat/tandem/internal/auth"
 	"github.com/tandem-chat/tandem/internal/config"
 	"github.com/tandem-chat/tandem/internal/db/dbtest"
+	"github.com/tandem-chat/tandem/internal/wstest"
 )
 
 // testSecret is the site secret of every test server.
@@ -843,7 +844,7 @@ func TestWebSocket(t *testing.T) {
 		first, _ := json.Marshal(map[string]string{"type": "message", "text": "sent early", "client_msg_id": "early-1"})
 		d := websocket.Dialer{HandshakeTimeout: wait, NetDial: func(network, addr string) (net.Conn, error) {
 			nc, err := net.Dial(network, addr)
-			return &earlyFrameConn{Conn: nc, frame: maskedTextFrame(first)}, err
+			return &wstest.EarlyFrameConn{Conn: nc, Frame: wstest.MaskedTextFrame(first)}, err
 		}}
 		conn, _, err := d.Dial(s.wsURL(c.ID, c.Token, 0), nil)
 		if err != nil {
@@ -924,41 +925,6 @@ func TestWebSocket(t *testing.T) {
 			})
 		}
 	})
-}
-
-// earlyFrameConn sends a WebSocket frame in the same write as the upgrade
-// request.
-type earlyFrameConn struct {
-	net.Conn
-	frame []byte
-	sent  bool
-}
-
-func (c *earlyFrameConn) Write(p []byte) (int, error) {
-	if c.sent {
-		return c.Conn.Write(p)
-	}
-	c.sent = true
-	if _, err := c.Conn.Write(append(append([]byte(nil), p...), c.frame...)); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// maskedTextFrame is a client's text frame (masked, as clients' must be).
-func maskedTextFrame(payload []byte) []byte {
-	key := [4]byte{7, 1, 9, 3}
-	b := []byte{0x81}
-	if len(payload) < 126 {
-		b = append(b, 0x80|byte(len(payload)))
-	} else {
-		b = append(b, 0x80|126, byte(len(payload)>>8), byte(len(payload)))
-	}
-	b = append(b, key[:]...)
-	for i, c := range payload {
-		b = append(b, c^key[i%4])
-	}
-	return b
 }
 
 func TestTwoInstancesShareEvents(t *testing.T) {
