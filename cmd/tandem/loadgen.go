@@ -62,6 +62,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	newConvs := fs.Float64("new", 100, "burst: new conversations per second")
 	msgRate := fs.Float64("msgs", 500, "burst: customer messages per second")
 	burstFor := fs.Duration("for", time.Minute, "burst: how long new conversations keep coming")
+	window := fs.Duration("window", 10*time.Second, "burst: figures per window of this length")
 	examples := fs.String("examples", "examples", "burst, bot: the knowledge to load first")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -86,7 +87,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			results, err = cfg.Messages(ctx, loadgen.MessagesOptions{Rates: rs, Conversations: *convs, Agents: *agents, Duration: *duration})
 		}
 	case "burst":
-		results, err = cfg.Burst(ctx, loadgen.BurstOptions{NewPerSecond: *newConvs, MessagesPerSecond: *msgRate, Duration: *burstFor, Examples: *examples})
+		results, err = cfg.Burst(ctx, loadgen.BurstOptions{NewPerSecond: *newConvs, MessagesPerSecond: *msgRate, Duration: *burstFor, Window: *window, Examples: *examples})
 	case "bot":
 		results, err = cfg.BotTurns(ctx, loadgen.BotOptions{Rate: *rate, Duration: *duration, Examples: *examples})
 	case "startup":
