@@ -550,20 +550,13 @@ func (s *Service) sweepBatch(ctx context.Context, size int) (int, error) {
 
 // sweep runs SweepAttachments every SweepEvery until ctx ends.
 func (s *Service) sweep(ctx context.Context) {
-	t := time.NewTicker(s.opt.Attachments.SweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n, err := s.SweepAttachments(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("handoff: attachment sweep", "error", err)
-			} else if n > 0 {
-				s.log.Info("handoff: deleted attachment blobs", "blobs", n)
-			}
+	every(ctx, s.opt.Attachments.SweepEvery, false, func() {
+		if n, err := s.SweepAttachments(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("handoff: attachment sweep", "error", err)
+		} else if n > 0 {
+			s.log.Info("handoff: deleted attachment blobs", "blobs", n)
 		}
-	}
+	})
 }
 
 // Describe is a message's text for readers that see only text (summaries,

@@ -28,26 +28,19 @@ const turnLookback = time.Hour
 
 // sweepTurns runs unanswered turns, until ctx ends.
 func (s *Service) sweepTurns(ctx context.Context) {
-	every := min(max(s.opt.TurnGrace/4, 200*time.Millisecond), 30*time.Second)
-	t := time.NewTicker(every)
-	defer t.Stop()
+	period := min(max(s.opt.TurnGrace/4, 200*time.Millisecond), 30*time.Second)
 	lookback := turnLookback
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			n, err := s.SweepTurns(ctx, lookback)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				s.log.Warn("handoff: sweep of unanswered turns", "error", err)
-				continue // the same window again next time
-			case n > 0:
-				s.log.Warn("handoff: ran bot turns left unanswered (an instance stopped, or an acknowledgement was lost)", "turns", n)
-			}
-			lookback = 2 * every
+	every(ctx, period, false, func() {
+		n, err := s.SweepTurns(ctx, lookback)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("handoff: sweep of unanswered turns", "error", err)
+			return // the same window again next time
+		case n > 0:
+			s.log.Warn("handoff: ran bot turns left unanswered (an instance stopped, or an acknowledgement was lost)", "turns", n)
 		}
-	}
+		lookback = 2 * period
+	})
 }
 
 // SweepTurns starts the bot turns of conversations the bot holds whose

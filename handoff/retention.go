@@ -252,19 +252,12 @@ func (s *Service) retentionBatch(ctx context.Context, mode string, cutoff, now t
 // instances: every check, one instance claims the day's run by moving the
 // last-run time forward in one statement (the others find it recent and
 // skip), then runs it.
-func (s *Service) retentionDaily(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+func (s *Service) retentionDaily(ctx context.Context, check time.Duration) {
+	every(ctx, check, true, func() {
 		if _, err := s.RetentionDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("retention: run failed", "error", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // RetentionDue runs the stored policy if it is on and no instance ran it

@@ -96,14 +96,22 @@ func (s *Service) route(ctx context.Context) {
 
 // beat marks this instance's agent sockets alive until ctx ends.
 func (s *Service) beat(ctx context.Context) {
-	t := time.NewTicker(s.opt.Routing.Heartbeat)
+	every(ctx, s.opt.Routing.Heartbeat, false, func() { s.heartbeat(ctx) })
+}
+
+// every calls fn each d until ctx ends; at once as well when now.
+func every(ctx context.Context, d time.Duration, now bool, fn func()) {
+	if now {
+		fn()
+	}
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.heartbeat(ctx)
+			fn()
 		}
 	}
 }
