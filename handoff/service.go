@@ -501,6 +501,9 @@ func (s *Service) runTurn(ctx context.Context, convID string, msg Message) error
 	if conv.State != StateBot {
 		return nil // a person took over meanwhile
 	}
+	deltas := newDeltaStream(streamEvery, func(delta string) {
+		s.pub.Publish(convID, Event{Type: EventBotDelta, ConversationID: convID, Delta: delta, Role: RoleBot})
+	})
 	turn := Turn{Conversation: *conv, History: history, Message: msg,
 		ReadAttachment: func(ctx context.Context, a Attachment) ([]byte, error) {
 			sa, err := s.AttachmentOf(ctx, convID, a.ID, false)
@@ -510,13 +513,9 @@ func (s *Service) runTurn(ctx context.Context, convID string, msg Message) error
 			data, _, err := s.AttachmentData(ctx, sa, false)
 			return data, err
 		},
-		Stream: func(delta string) {
-			if delta == "" {
-				return
-			}
-			s.pub.Publish(convID, Event{Type: EventBotDelta, ConversationID: convID, Delta: delta, Role: RoleBot})
-		}}
+		Stream: deltas.add}
 	reply, err := s.responder.Respond(ctx, turn)
+	deltas.stop()
 	if err != nil {
 		s.log.Error("handoff: responder failed; handing to a person", "conversation_id", convID, "error", err)
 		metrics.BotDecisions.WithLabelValues("error").Inc()
