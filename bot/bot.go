@@ -21,7 +21,7 @@ import (
 	"github.com/tandem-chat/tandem/retrieval"
 )
 
-var _ handoff.Responder = (*Bot)(nil)
+var _ handoff.Preparer = (*Bot)(nil)
 
 // Decisions.
 const (
@@ -199,7 +199,8 @@ func (b *Bot) Respond(ctx context.Context, turn handoff.Turn) (handoff.Reply, er
 	if attachmentsOnly(turn.Message) {
 		d = b.attachmentTurn(ctx, turn)
 	} else {
-		d, err = b.decide(ctx, turn.Message.Text, turn.History, turn.Stream, b.images(ctx, turn)...)
+		pre, _ := turn.Prepared.(*prefetch)
+		d, err = b.decide(ctx, turn.Message.Text, turn.History, turn.Stream, pre, b.images(ctx, turn)...)
 	}
 	if err != nil {
 		return handoff.Reply{}, err
@@ -239,12 +240,16 @@ func (b *Bot) Preview(ctx context.Context, text string) (Decision, error) {
 	if text == "" {
 		return Decision{}, errs.Errorf(errs.Invalid, "text must not be empty")
 	}
-	return b.decide(ctx, text, nil, nil)
+	return b.decide(ctx, text, nil, nil, nil)
 }
 
+// answerHits is how many passages a turn retrieves.
+const answerHits = 5
+
 // decide runs the pipeline: redact → intent → retrieve → answer →
-// confidence → decision.
-func (b *Bot) decide(ctx context.Context, text string, history []handoff.Message, stream func(string), images ...ImageInput) (Decision, error) {
+// confidence → decision. pre, when not nil, is the turn's search started
+// ahead (Prepare).
+func (b *Bot) decide(ctx context.Context, text string, history []handoff.Message, stream func(string), pre *prefetch, images ...ImageInput) (Decision, error) {
 	b.mu.RLock()
 	clf, defs, policy := b.clf, b.defs, b.policy
 	b.mu.RUnlock()
@@ -291,7 +296,7 @@ func (b *Bot) decide(ctx context.Context, text string, history []handoff.Message
 	}
 
 	// Retrieve.
-	hits, err := b.search.Search(ctx, retrieval.SearchRequest{Text: clean, K: 5})
+	hits, err := b.retrieve(ctx, clean, pre)
 	if err != nil {
 		b.log.Warn("bot: search failed; escalating", "error", err)
 		return b.escalate(d, ReasonUnavailable, zh, summary), nil

@@ -601,3 +601,69 @@ func TestUnansweredBatches(t *testing.T) {
 		t.Fatalf("Sunday: %+v", g)
 	}
 }
+
+// TestPrepareSearch: a turn uses the search its message's Prepare started
+// (one search in all, for the redacted text), searches anew when the
+// prepared text is not its message's or the prepared search failed, and
+// answers the same either way.
+func TestPrepareSearch(t *testing.T) {
+	t.Parallel()
+	s := demoSearch()
+	b := startBot(t, testPool(t), s, nil)
+	ctx := context.Background()
+	calls := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.calls
+	}
+	// waitCalls waits for the prepared search to have run, so that the
+	// searches counted are the prepared one and the turn's own.
+	waitCalls := func(before int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for calls() == before {
+			if time.Now().After(deadline) {
+				t.Fatal("the prepared search did not run")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	ask := func(prepared, asked string) (handoff.Reply, int) {
+		t.Helper()
+		before := calls()
+		tr := turn(asked)
+		tr.Prepared = b.Prepare(ctx, prepared)
+		defer tr.Prepared.Release()
+		waitCalls(before)
+		r := respond(t, b, tr)
+		return r, calls() - before
+	}
+
+	q := "How much does shipping cost? Write to ada@example.com"
+	r, n := ask(q, q)
+	expectDecision(t, r, bot.DecisionAnswer)
+	if n != 1 || !strings.Contains(r.Text, "$6.95") {
+		t.Fatalf("%d searches, reply %q: want the prepared search used, and only it", n, r.Text)
+	}
+	if r, n = ask("What does the warranty cover?", q); n != 2 || !strings.Contains(r.Text, "$6.95") {
+		t.Fatalf("%d searches, reply %q: want the turn's own search when another text was prepared", n, r.Text)
+	}
+
+	// The prepared search fails; by the turn the database is back.
+	s.mu.Lock()
+	s.err = errors.New("connection refused")
+	s.mu.Unlock()
+	before := calls()
+	tr := turn(q)
+	tr.Prepared = b.Prepare(ctx, q)
+	defer tr.Prepared.Release()
+	waitCalls(before)
+	s.mu.Lock()
+	s.err = nil
+	s.mu.Unlock()
+	r = respond(t, b, tr)
+	expectDecision(t, r, bot.DecisionAnswer)
+	if n := calls() - before; n != 2 || !strings.Contains(r.Text, "$6.95") {
+		t.Fatalf("%d searches, reply %q: want a search of the turn's own after the prepared one failed", n, r.Text)
+	}
+}

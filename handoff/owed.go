@@ -101,7 +101,7 @@ func (s *Service) SweepTurns(ctx context.Context, lookback time.Duration) (int, 
 			return started, err
 		}
 		metrics.OwedTurns.Inc()
-		s.startTurn(o.id, *msg)
+		s.startTurn(o.id, *msg, nil)
 		started++
 	}
 	return started, nil

@@ -14,6 +14,9 @@ type Turn struct {
 	// ReadAttachment returns the bytes of one of the conversation's
 	// attachments (Message.Attachments, or the history's); it may be nil.
 	ReadAttachment func(ctx context.Context, a Attachment) ([]byte, error)
+	// Prepared is the Responder's own head start on Message (see
+	// Preparer), or nil.
+	Prepared Prepared
 	// Draft marks a turn whose reply goes to an agent as a suggestion, not
 	// to the customer: the Responder should record nothing (no unanswered
 	// questions, no metrics of decisions).

@@ -46,6 +46,7 @@ type Service struct {
 	hub       *Hub
 	listener  *Listener
 	pub       *Publisher
+	botHeld   botConvs // conversations last seen held by the bot (prepare's hint)
 	responder Responder
 	hooks     *webhooks
 	log       *slog.Logger
@@ -195,7 +196,11 @@ func (s *Service) CreateConversation(ctx context.Context, cust Customer, verifie
 	if err := validateCustomer(&cust); err != nil {
 		return nil, "", err
 	}
-	return s.store.createConversation(ctx, cust, verified)
+	conv, token, err := s.store.createConversation(ctx, cust, verified)
+	if err == nil {
+		s.botHeld.set(conv.ID, conv.State == StateBot)
+	}
+	return conv, token, err
 }
 
 func validateCustomer(c *Customer) error {
@@ -291,14 +296,19 @@ func (s *Service) Post(ctx context.Context, convID string, author Author, nm New
 	if len(clientMsgID) > 128 {
 		return nil, errs.Errorf(errs.Invalid, "client_msg_id must be at most 128 characters")
 	}
+	var pre Prepared // the bot's head start on the message's turn
+	defer func() { release(pre) }()
 	if author.Role == RoleCustomer {
 		// The transcript never keeps a customer's full card number.
 		text = pii.MaskCards(text)
 		if len(nm.Attachments) == 0 {
+			pre = s.prepare(convID, text)
 			// Text alone goes in a batch; attachments are checked and
 			// taken in the message's own transaction below.
 			if m, state, ok := s.postCustomer(convID, text, clientMsgID); ok {
-				return s.posted(ctx, m, state, &outbox{}), nil
+				p := pre
+				pre = nil
+				return s.posted(ctx, m, state, &outbox{}, p), nil
 			}
 		}
 	}
@@ -347,13 +357,16 @@ func (s *Service) Post(ctx context.Context, convID string, author Author, nm New
 	if err := tx.Commit(ctx); err != nil {
 		return nil, db.Translate(err, "message")
 	}
-	return s.posted(ctx, m, conv.State, out), nil
+	p := pre
+	pre = nil
+	return s.posted(ctx, m, conv.State, out, p), nil
 }
 
 // posted finishes a stored message after its commit: it publishes the
 // message and what else out holds, and starts the bot's turn when the bot
-// holds the conversation (state is the state after the message).
-func (s *Service) posted(ctx context.Context, m *Message, state State, out *outbox) *PostResult {
+// holds the conversation (state is the state after the message), handing
+// it pre, the responder's head start (or nil), which it owns.
+func (s *Service) posted(ctx context.Context, m *Message, state State, out *outbox, pre Prepared) *PostResult {
 	if m.Role == RoleCustomer && state == StateQueued {
 		out.updated = append(out.updated, m.ConversationID) // the queue's preview changed
 		out.kick = true                                     // a round may have skipped it while we held it
@@ -362,8 +375,13 @@ func (s *Service) posted(ctx context.Context, m *Message, state State, out *outb
 	s.flush(ctx, out)
 	metrics.Messages.WithLabelValues(m.Role).Inc()
 	res := &PostResult{Message: *m, Created: true, State: state}
+	if m.Role == RoleCustomer {
+		s.botHeld.set(m.ConversationID, state == StateBot)
+	}
 	if m.Role == RoleCustomer && state == StateBot {
-		res.Turn = s.startTurn(m.ConversationID, *m)
+		res.Turn = s.startTurn(m.ConversationID, *m, pre)
+	} else {
+		release(pre)
 	}
 	return res
 }
@@ -468,7 +486,10 @@ func (s *Service) turnRunning(id string) bool {
 	return s.locks[id] != nil
 }
 
-func (s *Service) startTurn(convID string, msg Message) <-chan struct{} {
+// startTurn runs the bot's turn for a customer's stored message msg in the
+// background, with pre, the responder's head start on it (or nil), which
+// it owns.
+func (s *Service) startTurn(convID string, msg Message, pre Prepared) <-chan struct{} {
 	done := make(chan struct{})
 	s.turns.Add(1)
 	go func() {
@@ -478,14 +499,15 @@ func (s *Service) startTurn(convID string, msg Message) <-chan struct{} {
 		defer unlock()
 		ctx, cancel := context.WithTimeout(s.turnCtx, s.opt.TurnTimeout)
 		defer cancel()
-		if err := s.runTurn(ctx, convID, msg); err != nil {
+		if err := s.runTurn(ctx, convID, msg, pre); err != nil {
 			s.log.Error("handoff: bot turn", "conversation_id", convID, "error", err)
 		}
 	}()
 	return done
 }
 
-func (s *Service) runTurn(ctx context.Context, convID string, msg Message) error {
+func (s *Service) runTurn(ctx context.Context, convID string, msg Message, pre Prepared) error {
+	defer release(pre)
 	start := time.Now()
 	var conv *Conversation
 	var history []Message
@@ -504,7 +526,7 @@ func (s *Service) runTurn(ctx context.Context, convID string, msg Message) error
 	deltas := newDeltaStream(streamEvery, func(delta string) {
 		s.pub.Publish(convID, Event{Type: EventBotDelta, ConversationID: convID, Delta: delta, Role: RoleBot})
 	})
-	turn := Turn{Conversation: *conv, History: history, Message: msg,
+	turn := Turn{Conversation: *conv, History: history, Message: msg, Prepared: pre,
 		ReadAttachment: func(ctx context.Context, a Attachment) ([]byte, error) {
 			sa, err := s.AttachmentOf(ctx, convID, a.ID, false)
 			if err != nil {

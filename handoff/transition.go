@@ -108,6 +108,9 @@ func rawJSON(v any) json.RawMessage {
 func (s *Service) move(ctx context.Context, tx pgx.Tx, conv *Conversation, m move, out *outbox) error {
 	now := s.opt.Now()
 	from := conv.State
+	// Ahead of the commit: a wrong hint only costs a turn its head start,
+	// or one search that no turn uses.
+	s.botHeld.set(conv.ID, m.to == StateBot)
 	oldAgent := ""
 	if from == StateAssigned {
 		oldAgent = conv.AssignedTo

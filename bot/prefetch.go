@@ -1,0 +1,57 @@
+package bot
+
+import (
+	"context"
+
+	"github.com/tandem-chat/tandem/handoff"
+	"github.com/tandem-chat/tandem/internal/pii"
+	"github.com/tandem-chat/tandem/retrieval"
+)
+
+// prefetch is a turn's search, started while the customer's message is
+// being stored (Bot.Prepare).
+type prefetch struct {
+	text   string // the redacted question it searches for
+	cancel context.CancelFunc
+	done   chan struct{} // closed when hits and err are set
+	hits   []retrieval.Hit
+	err    error
+}
+
+// Release implements handoff.Prepared.
+func (p *prefetch) Release() { p.cancel() }
+
+// Prepare implements handoff.Preparer: it starts the search for text's
+// turn. The turn uses it if it still asks the same question (decide
+// searches for the redacted message); a turn that needs no search (a
+// request for a person, small talk) leaves it unused.
+func (b *Bot) Prepare(ctx context.Context, text string) handoff.Prepared {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &prefetch{text: pii.Redact(text), cancel: cancel, done: make(chan struct{})}
+	if p.text == "" {
+		close(p.done)
+		p.err = context.Canceled
+		return p
+	}
+	go func() {
+		defer close(p.done)
+		p.hits, p.err = b.search.Search(ctx, retrieval.SearchRequest{Text: p.text, K: answerHits})
+	}()
+	return p
+}
+
+// retrieve returns the hits for clean, the redacted question: pre's when it
+// searched for the same text and succeeded, else a search of its own.
+func (b *Bot) retrieve(ctx context.Context, clean string, pre *prefetch) ([]retrieval.Hit, error) {
+	if pre != nil && pre.text == clean {
+		select {
+		case <-pre.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if pre.err == nil {
+			return pre.hits, nil
+		}
+	}
+	return b.search.Search(ctx, retrieval.SearchRequest{Text: clean, K: answerHits})
+}
