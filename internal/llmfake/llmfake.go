@@ -353,11 +353,14 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	reply := replyFn(req)
 	id := fmt.Sprintf("chatcmpl-fake-%d", s.ids.Add(1))
 	created := time.Now().Unix()
-	usage := openai.Usage{
-		PromptTokens:     promptTokens(req),
-		CompletionTokens: len(Tokens(reply)),
+	tokens := Tokens(reply)
+	// Usage only when the reply carries it: counting a long prompt's
+	// tokens was a tenth of a load test's time in the fake.
+	usage := func() openai.Usage {
+		u := openai.Usage{PromptTokens: promptTokens(req), CompletionTokens: len(tokens)}
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+		return u
 	}
-	usage.TotalTokens = usage.PromptTokens + usage.CompletionTokens
 
 	if !req.Stream {
 		writeJSON(w, http.StatusOK, openai.ChatCompletionResponse{
@@ -369,7 +372,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 				Message:      openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant, Content: reply},
 				FinishReason: openai.FinishReasonStop,
 			}},
-			Usage: usage,
+			Usage: usage(),
 		})
 		return
 	}
@@ -391,7 +394,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	chunk(openai.ChatCompletionStreamChoiceDelta{Role: openai.ChatMessageRoleAssistant}, "")
-	for i, tok := range Tokens(reply) {
+	for i, tok := range tokens {
 		if i == cut {
 			// Drop the connection without the final chunk; net/http
 			// aborts the response when a handler panics with this value.
@@ -411,9 +414,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	chunk(openai.ChatCompletionStreamChoiceDelta{}, openai.FinishReasonStop)
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		u := usage()
 		writeEvent(w, openai.ChatCompletionStreamResponse{
 			ID: id, Object: "chat.completion.chunk", Created: created, Model: req.Model,
-			Choices: []openai.ChatCompletionStreamChoice{}, Usage: &usage,
+			Choices: []openai.ChatCompletionStreamChoice{}, Usage: &u,
 		})
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")

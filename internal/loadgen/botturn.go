@@ -158,6 +158,16 @@ func (c *Config) BotTurns(ctx context.Context, o BotOptions) ([]Result, error) {
 			time.Sleep(o.Warmup)
 			c.saveProfile(p, "cpu-bot", fmt.Sprintf("profile?seconds=%d", int(o.Duration.Seconds())))
 		}()
+		go func() {
+			time.Sleep(o.Warmup)
+			c.saveProfile(p, "allocs-bot", fmt.Sprintf("allocs?seconds=%d", int(o.Duration.Seconds())))
+		}()
+		// The load generator's own time (its clients and the fake LLM)
+		// shares the machine: worth knowing what it costs.
+		go func() {
+			time.Sleep(o.Warmup)
+			c.selfProfile("loadgen-cpu-bot", o.Duration)
+		}()
 	}
 	t0 := time.Now()
 	schedule(ctx, total, o.Rate, t0, func(i int, at time.Time) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -353,6 +354,25 @@ func scrape(base string, tandem bool) map[string]float64 {
 
 // saveProfile fetches /debug/pprof/<query> from p's profiler into
 // PProfDir/<p.Name>-<name>.pprof, when profiles are wanted.
+// selfProfile writes this process's CPU profile for d into PProfDir.
+func (c *Config) selfProfile(name string, d time.Duration) {
+	path := filepath.Join(c.PProfDir, name+".pprof")
+	_ = os.MkdirAll(c.PProfDir, 0o755)
+	f, err := os.Create(path)
+	if err != nil {
+		logf(c.Log, "profile %s: %v", name, err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		logf(c.Log, "profile %s: %v", name, err)
+		return
+	}
+	time.Sleep(d)
+	pprof.StopCPUProfile()
+	logf(c.Log, "profile written: %s", path)
+}
+
 func (c *Config) saveProfile(p *Proc, name, query string) {
 	if c.PProfDir == "" {
 		return
