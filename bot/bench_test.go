@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/tandem-chat/tandem/bot"
 	"github.com/tandem-chat/tandem/handoff"
@@ -356,4 +357,31 @@ func buildKnowledgeBase(b *testing.B, pool *pgxpool.Pool, ix *retrieval.Index, n
 		b.Fatal(err)
 	}
 	return total
+}
+
+// BenchmarkStreamChunk decodes one streamed chunk as an Azure-style
+// endpoint (and the fake) sends it: go-openai's whole response type, as
+// Recv does, against the part the bot reads.
+func BenchmarkStreamChunk(b *testing.B) {
+	raw, err := json.Marshal(openai.ChatCompletionStreamResponse{ID: "chatcmpl-1", Object: "chat.completion.chunk", Created: 1,
+		Model: "gpt-4o-mini", Choices: []openai.ChatCompletionStreamChoice{{Delta: openai.ChatCompletionStreamChoiceDelta{Content: " thirty"}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("go-openai", func(b *testing.B) {
+		for b.Loop() {
+			var r openai.ChatCompletionStreamResponse
+			if err := json.Unmarshal(raw, &r); err != nil || r.Choices[0].Delta.Content != " thirty" {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("bot", func(b *testing.B) {
+		for b.Loop() {
+			var r bot.StreamChunk
+			if err := json.Unmarshal(raw, &r); err != nil || r.Choices[0].Delta.Content != " thirty" {
+				b.Fatal(err)
+			}
+		}
+	})
 }

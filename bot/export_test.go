@@ -6,3 +6,6 @@ const (
 	SystemPrompt  = systemPrompt
 	SummaryPrompt = summaryPrompt
 )
+
+// StreamChunk is what the bot decodes of a streamed chunk.
+type StreamChunk = streamChunk
