@@ -296,7 +296,9 @@ func (b *Bot) decide(ctx context.Context, text string, history []handoff.Message
 	}
 
 	// Retrieve.
+	searched := time.Now()
 	hits, err := b.retrieve(ctx, clean, pre)
+	searchPhase.Observe(time.Since(searched).Seconds())
 	if err != nil {
 		b.log.Warn("bot: search failed; escalating", "error", err)
 		return b.escalate(d, ReasonUnavailable, zh, summary), nil

@@ -21,7 +21,13 @@ import (
 	"github.com/tandem-chat/tandem/retrieval"
 )
 
-var llmFallbacks = metrics.LLMFallbacks
+var (
+	llmFallbacks = metrics.LLMFallbacks
+	// The turn's phases the bot times (handoff times the others).
+	searchPhase    = metrics.BotTurnPhase.WithLabelValues("search")
+	llmFirstPhase  = metrics.BotTurnPhase.WithLabelValues("llm_first_token")
+	llmAnswerPhase = metrics.BotTurnPhase.WithLabelValues("llm")
+)
 
 // noAnswer is what the model is told to say when the passages do not
 // answer the question.
@@ -247,6 +253,7 @@ func (l *LLM) Answer(ctx context.Context, question string, history []handoff.Mes
 func (l *LLM) streamOnce(ctx context.Context, msgs []openai.ChatCompletionMessage, stream func(string)) (string, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
+	start, first := time.Now(), true
 	s, err := l.client.CreateChatCompletionStream(ctx, openai.ChatCompletionRequest{
 		Model: l.model, Messages: msgs, Stream: true, Temperature: 0.2, MaxTokens: 600,
 	})
@@ -272,6 +279,10 @@ func (l *LLM) streamOnce(ctx context.Context, msgs []openai.ChatCompletionMessag
 			continue
 		}
 		delta := r.Choices[0].Delta.Content
+		if first && delta != "" {
+			first = false
+			llmFirstPhase.Observe(time.Since(start).Seconds())
+		}
 		full.WriteString(delta)
 		if stream == nil {
 			continue
@@ -291,6 +302,7 @@ func (l *LLM) streamOnce(ctx context.Context, msgs []openai.ChatCompletionMessag
 		}
 		stream(delta)
 	}
+	llmAnswerPhase.Observe(time.Since(start).Seconds())
 	return full.String(), streamed, nil
 }
 

@@ -283,6 +283,7 @@ func (s *Service) PostMessage(ctx context.Context, convID string, author Author,
 // reopens it. An agent's message follows agentMayWrite. Returns Invalid,
 // TooLarge, NotFound, Conflict.
 func (s *Service) Post(ctx context.Context, convID string, author Author, nm NewMessage) (*PostResult, error) {
+	start := time.Now()
 	text, clientMsgID := strings.TrimSpace(nm.Text), nm.ClientMsgID
 	if text == "" && len(nm.Attachments) == 0 {
 		return nil, errs.Errorf(errs.Invalid, "text must not be empty")
@@ -308,7 +309,7 @@ func (s *Service) Post(ctx context.Context, convID string, author Author, nm New
 			if m, state, ok := s.postCustomer(convID, text, clientMsgID); ok {
 				p := pre
 				pre = nil
-				return s.posted(ctx, m, state, &outbox{}, p), nil
+				return s.posted(ctx, m, state, &outbox{}, p, start), nil
 			}
 		}
 	}
@@ -359,14 +360,15 @@ func (s *Service) Post(ctx context.Context, convID string, author Author, nm New
 	}
 	p := pre
 	pre = nil
-	return s.posted(ctx, m, conv.State, out, p), nil
+	return s.posted(ctx, m, conv.State, out, p, start), nil
 }
 
 // posted finishes a stored message after its commit: it publishes the
 // message and what else out holds, and starts the bot's turn when the bot
 // holds the conversation (state is the state after the message), handing
-// it pre, the responder's head start (or nil), which it owns.
-func (s *Service) posted(ctx context.Context, m *Message, state State, out *outbox, pre Prepared) *PostResult {
+// it pre, the responder's head start (or nil), which it owns. start is
+// when the message came.
+func (s *Service) posted(ctx context.Context, m *Message, state State, out *outbox, pre Prepared, start time.Time) *PostResult {
 	if m.Role == RoleCustomer && state == StateQueued {
 		out.updated = append(out.updated, m.ConversationID) // the queue's preview changed
 		out.kick = true                                     // a round may have skipped it while we held it
@@ -379,6 +381,7 @@ func (s *Service) posted(ctx context.Context, m *Message, state State, out *outb
 		s.botHeld.set(m.ConversationID, state == StateBot)
 	}
 	if m.Role == RoleCustomer && state == StateBot {
+		metrics.BotTurnPhase.WithLabelValues("message").Observe(time.Since(start).Seconds())
 		res.Turn = s.startTurn(m.ConversationID, *m, pre)
 	} else {
 		release(pre)
@@ -520,6 +523,7 @@ func (s *Service) runTurn(ctx context.Context, convID string, msg Message, pre P
 	if err != nil {
 		return err
 	}
+	metrics.BotTurnPhase.WithLabelValues("context").Observe(time.Since(start).Seconds())
 	if conv.State != StateBot {
 		return nil // a person took over meanwhile
 	}
@@ -551,12 +555,14 @@ func (s *Service) runTurn(ctx context.Context, convID string, msg Message, pre P
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.TurnTimeout)
 	defer cancel()
 	attempt := 0
+	stored := time.Now()
 	if err := whileUnavailable(actx, func() error {
 		attempt++
 		return s.applyReply(actx, convID, msg.Seq, reply, attempt > 1)
 	}); err != nil {
 		return err
 	}
+	metrics.BotTurnPhase.WithLabelValues("reply").Observe(time.Since(stored).Seconds())
 	metrics.BotTurnDuration.Observe(time.Since(start).Seconds())
 	if reply.Meta.Decision != "" {
 		metrics.BotDecisions.WithLabelValues(reply.Meta.Decision).Inc()

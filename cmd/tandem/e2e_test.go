@@ -692,6 +692,16 @@ func TestBotWired(t *testing.T) {
 	if strings.Contains(res.Reply.Text, "not configured") {
 		t.Fatalf("the binary still answers with the placeholder: %q", res.Reply.Text)
 	}
+	// The turn's phases are timed in /metrics (the registry is the
+	// process's, shared with the tests beside this one: at least this
+	// turn's).
+	s.postWait(t, c, "How much does shipping cost?")
+	body := string(s.do(t, "GET", "/metrics", "", nil).expect(t, http.StatusOK).body)
+	for _, phase := range []string{"message", "context", "search", "reply"} {
+		if !regexp.MustCompile(`(?m)^tandem_bot_turn_phase_seconds_count\{phase="` + phase + `"\} [1-9]`).MatchString(body) {
+			t.Fatalf("tandem_bot_turn_phase_seconds counts no %s phase:\n%s", phase, body)
+		}
+	}
 }
 
 func TestBadInput(t *testing.T) {

@@ -169,6 +169,17 @@ func (c *Config) BotTurns(ctx context.Context, o BotOptions) ([]Result, error) {
 			c.selfProfile("loadgen-cpu-bot", o.Duration)
 		}()
 	}
+	// The server's own timing of each phase, over the measured turns.
+	var phases0 map[string]histogram
+	phasesRead := make(chan struct{})
+	go func() {
+		defer close(phasesRead)
+		time.Sleep(o.Warmup)
+		var err error
+		if phases0, err = scrapePhases(ctx, p.URL); err != nil {
+			logf(c.Log, "bot: %v", err)
+		}
+	}()
 	t0 := time.Now()
 	schedule(ctx, total, o.Rate, t0, func(i int, at time.Time) {
 		k := i % nConvs
@@ -189,6 +200,11 @@ func (c *Config) BotTurns(ctx context.Context, o BotOptions) ([]Result, error) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	cpu := cpuOf(p.PID()) - cpu0
+	<-phasesRead
+	phases1, err := scrapePhases(ctx, p.URL)
+	if err != nil {
+		logf(c.Log, "bot: %v", err)
+	}
 	pg := pgCPU(ctx, dbURL).since(pg0)
 
 	from := int(o.Rate * o.Warmup.Seconds())
@@ -228,13 +244,24 @@ func (c *Config) BotTurns(ctx context.Context, o BotOptions) ([]Result, error) {
 	tr.Add(cpu.Seconds()*1000/float64(total), "server-cpu-ms/turn")
 	tr.Add(pg.Seconds()*1000/float64(total), "pg-cpu-ms/turn")
 	tr.Add(LoadAvg(), "load")
+	pr := Result{Name: fmt.Sprintf("BotTurn/phases/rate=%.0f", o.Rate), N: measured}
+	for _, ph := range botPhases {
+		h, ok := phases1[ph]
+		if !ok {
+			continue
+		}
+		d := h.since(phases0[ph])
+		pr.Add(d.quantile(0.5)*1000, ph+"-p50-ms")
+		pr.Add(d.quantile(0.99)*1000, ph+"-p99-ms")
+	}
 	decisions.Range(func(k, v any) bool {
 		logf(c.Log, "bot: decision %q: %d turns", k, v.(*atomic.Int64).Load())
 		return true
 	})
 	logf(c.Log, "bot: %s", dr)
 	logf(c.Log, "bot: %s", tr)
-	return []Result{dr, tr}, nil
+	logf(c.Log, "bot: %s", pr)
+	return []Result{dr, tr, pr}, nil
 }
 
 // directRun is the baseline: the fake called straight, latencies minus

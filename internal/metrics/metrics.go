@@ -49,6 +49,15 @@ var (
 		Name: "tandem_bot_turn_duration_seconds", Help: "Bot turn latency, from the customer's message to the reply's commit.",
 		Buckets: []float64{.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	})
+	// BotTurnPhase observes where a bot turn's time goes, phase by phase:
+	// the ones Tandem waits on (see BotPhase*), and the LLM's own.
+	BotTurnPhase = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "tandem_bot_turn_phase_seconds",
+		Help: "Bot turn latency by phase: message (the customer's message until its commit), context (reading the transcript), " +
+			"search (the turn's wait for its search), llm_first_token and llm (the LLM's first streamed token and whole answer), " +
+			"reply (storing and publishing the reply).",
+		Buckets: []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"phase"})
 	// LLMFallbacks counts bot turns answered in local mode because the LLM failed.
 	LLMFallbacks = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tandem_llm_fallbacks_total", Help: "Bot turns answered locally because the LLM failed.",
