@@ -59,8 +59,9 @@ type batcher struct {
 }
 
 // postCustomer stores a customer's message through a batch. It reports
-// false when the message must take the one-message path instead.
-func (s *Service) postCustomer(convID, text, clientMsgID string) (*Message, State, bool) {
+// false when the message must take the one-message path instead. busy says
+// a bot turn of the conversation was running here when the message came.
+func (s *Service) postCustomer(convID, text, clientMsgID string, busy bool) (*Message, State, bool) {
 	// Rows name conversations in lower case; anything else goes the
 	// other way, so that every stored message finds its caller.
 	if !db.ValidID(convID) || strings.ToLower(convID) != convID {
@@ -68,8 +69,10 @@ func (s *Service) postCustomer(convID, text, clientMsgID string) (*Message, Stat
 	}
 	// A conversation whose bot turn runs here is about to be locked by
 	// the turn's reply; in a batch, waiting for that lock would hold up
-	// every other message of the batch, so it waits on its own.
-	if s.turnRunning(convID) {
+	// every other message of the batch, so it waits on its own. (The
+	// message's own early turn does not count: its reply waits for this
+	// message.)
+	if busy {
 		return nil, "", false
 	}
 	p := &batchedPost{convID: convID, text: text, clientMsgID: clientMsgID, done: make(chan struct{})}

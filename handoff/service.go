@@ -297,19 +297,29 @@ func (s *Service) Post(ctx context.Context, convID string, author Author, nm New
 	if len(clientMsgID) > 128 {
 		return nil, errs.Errorf(errs.Invalid, "client_msg_id must be at most 128 characters")
 	}
-	var pre Prepared // the bot's head start on the message's turn
-	defer func() { release(pre) }()
+	var pre Prepared     // the bot's head start on the message's turn
+	var early *earlyTurn // the turn, started before the commit
+	defer func() {
+		release(pre)
+		if early != nil {
+			early.settle(nil) // no-op once posted settled it
+		}
+	}()
 	if author.Role == RoleCustomer {
 		// The transcript never keeps a customer's full card number.
 		text = pii.MaskCards(text)
 		if len(nm.Attachments) == 0 {
+			busy := s.turnRunning(convID)
 			pre = s.prepare(convID, text)
+			if !busy && s.botHeld.has(convID) {
+				early, pre = s.startEarly(convID, text, clientMsgID, pre), nil
+			}
 			// Text alone goes in a batch; attachments are checked and
 			// taken in the message's own transaction below.
-			if m, state, ok := s.postCustomer(convID, text, clientMsgID); ok {
+			if m, state, ok := s.postCustomer(convID, text, clientMsgID, busy); ok {
 				p := pre
 				pre = nil
-				return s.posted(ctx, m, state, &outbox{}, p, start), nil
+				return s.posted(ctx, m, state, &outbox{}, p, early, start), nil
 			}
 		}
 	}
@@ -360,15 +370,16 @@ func (s *Service) Post(ctx context.Context, convID string, author Author, nm New
 	}
 	p := pre
 	pre = nil
-	return s.posted(ctx, m, conv.State, out, p, start), nil
+	return s.posted(ctx, m, conv.State, out, p, early, start), nil
 }
 
 // posted finishes a stored message after its commit: it publishes the
 // message and what else out holds, and starts the bot's turn when the bot
 // holds the conversation (state is the state after the message), handing
-// it pre, the responder's head start (or nil), which it owns. start is
-// when the message came.
-func (s *Service) posted(ctx context.Context, m *Message, state State, out *outbox, pre Prepared, start time.Time) *PostResult {
+// it pre, the responder's head start (or nil), which it owns, or settling
+// early, the turn started before the commit (or nil). start is when the
+// message came.
+func (s *Service) posted(ctx context.Context, m *Message, state State, out *outbox, pre Prepared, early *earlyTurn, start time.Time) *PostResult {
 	if m.Role == RoleCustomer && state == StateQueued {
 		out.updated = append(out.updated, m.ConversationID) // the queue's preview changed
 		out.kick = true                                     // a round may have skipped it while we held it
@@ -382,9 +393,19 @@ func (s *Service) posted(ctx context.Context, m *Message, state State, out *outb
 	}
 	if m.Role == RoleCustomer && state == StateBot {
 		metrics.BotTurnPhase.WithLabelValues("message").Observe(time.Since(start).Seconds())
-		res.Turn = s.startTurn(m.ConversationID, *m, pre)
+		if early != nil {
+			release(pre)
+			stored := *m
+			early.settle(&stored)
+			res.Turn = early.done
+		} else {
+			res.Turn = s.startTurn(m.ConversationID, *m, pre)
+		}
 	} else {
 		release(pre)
+		if early != nil {
+			early.settle(nil)
+		}
 	}
 	return res
 }
@@ -502,26 +523,44 @@ func (s *Service) startTurn(convID string, msg Message, pre Prepared) <-chan str
 		defer unlock()
 		ctx, cancel := context.WithTimeout(s.turnCtx, s.opt.TurnTimeout)
 		defer cancel()
-		if err := s.runTurn(ctx, convID, msg, pre); err != nil {
+		if err := s.runTurn(ctx, convID, msg, pre, nil); err != nil {
 			s.log.Error("handoff: bot turn", "conversation_id", convID, "error", err)
 		}
 	}()
 	return done
 }
 
-func (s *Service) runTurn(ctx context.Context, convID string, msg Message, pre Prepared) error {
+// runTurn runs the bot's turn for the customer's message msg. early, when
+// not nil, is the turn started before msg was stored (msg has no seq yet):
+// see earlyTurn.
+func (s *Service) runTurn(ctx context.Context, convID string, msg Message, pre Prepared, early *earlyTurn) error {
 	defer release(pre)
 	start := time.Now()
 	var conv *Conversation
 	var history []Message
-	// A database that is restarting is waited for (within the turn's
-	// bound): the customer's message is stored, and must get its answer.
-	err := whileUnavailable(ctx, func() (err error) {
-		conv, history, err = s.store.turnContext(ctx, convID, s.opt.HistorySize)
-		return err
-	})
-	if err != nil {
-		return err
+	for {
+		// A database that is restarting is waited for (within the turn's
+		// bound): the customer's message is stored, and must get its answer.
+		err := whileUnavailable(ctx, func() (err error) {
+			conv, history, err = s.store.turnContext(ctx, convID, s.opt.HistorySize)
+			return err
+		})
+		if err != nil {
+			if early != nil && s.settled(early) == nil {
+				return nil // the message was not stored: no turn
+			}
+			return err
+		}
+		if early == nil || conv.State == StateBot {
+			break
+		}
+		// Read beside the insert, the conversation was not the bot's:
+		// once the message is stored, read again, as a turn after it.
+		m := s.settled(early)
+		if m == nil {
+			return nil
+		}
+		msg, early = *m, nil
 	}
 	metrics.BotTurnPhase.WithLabelValues("context").Observe(time.Since(start).Seconds())
 	if conv.State != StateBot {
@@ -530,6 +569,16 @@ func (s *Service) runTurn(ctx context.Context, convID string, msg Message, pre P
 	deltas := newDeltaStream(streamEvery, func(delta string) {
 		s.pub.Publish(convID, Event{Type: EventBotDelta, ConversationID: convID, Delta: delta, Role: RoleBot})
 	})
+	if early != nil {
+		history = withMessage(history, msg)
+		// Nothing streams before the message is stored.
+		deltas.hold()
+		go func() {
+			if s.settled(early) != nil {
+				deltas.open()
+			}
+		}()
+	}
 	turn := Turn{Conversation: *conv, History: history, Message: msg, Prepared: pre,
 		ReadAttachment: func(ctx context.Context, a Attachment) ([]byte, error) {
 			sa, err := s.AttachmentOf(ctx, convID, a.ID, false)
@@ -542,6 +591,13 @@ func (s *Service) runTurn(ctx context.Context, convID string, msg Message, pre P
 		Stream: deltas.add}
 	reply, err := s.responder.Respond(ctx, turn)
 	deltas.stop()
+	if early != nil {
+		m := s.settled(early)
+		if m == nil {
+			return nil // not stored, or a person holds it: nothing to say
+		}
+		msg = *m
+	}
 	if err != nil {
 		s.log.Error("handoff: responder failed; handing to a person", "conversation_id", convID, "error", err)
 		metrics.BotDecisions.WithLabelValues("error").Inc()

@@ -29,6 +29,7 @@ type deltaStream struct {
 	pending strings.Builder
 	last    time.Time   // when the last event left
 	timer   *time.Timer // set while an event is due
+	held    bool        // nothing leaves until open
 	stopped bool
 }
 
@@ -48,6 +49,9 @@ func (d *deltaStream) add(delta string) {
 		return
 	}
 	d.pending.WriteString(delta)
+	if d.held {
+		return // open sends it
+	}
 	if d.timer != nil {
 		return // an event is due and takes this along
 	}
@@ -63,7 +67,7 @@ func (d *deltaStream) due() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.timer = nil
-	if !d.stopped {
+	if !d.stopped && !d.held {
 		d.send()
 	}
 }
@@ -77,6 +81,23 @@ func (d *deltaStream) send() {
 	d.pending.Reset()
 	d.last = time.Now()
 	d.publish(text)
+}
+
+// hold keeps what is streamed from leaving until open.
+func (d *deltaStream) hold() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.held = true
+}
+
+// open lets the stream's events leave, at once what is pending.
+func (d *deltaStream) open() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.held = false
+	if !d.stopped && d.timer == nil {
+		d.send()
+	}
 }
 
 // stop ends the stream. Text still pending is dropped: the turn's stored

@@ -73,3 +73,22 @@ func TestDeltaStreamDue(t *testing.T) {
 	}
 	d.stop()
 }
+
+// TestDeltaStreamHeld: a held stream publishes nothing, timer or not, and
+// on open sends everything pending at once, in order.
+func TestDeltaStreamHeld(t *testing.T) {
+	ev := newEvents()
+	d := newDeltaStream(time.Millisecond, ev.publish)
+	d.hold()
+	d.add("Standard ")
+	d.add("shipping ")
+	time.Sleep(20 * time.Millisecond) // many intervals
+	if got := ev.list(); len(got) != 0 {
+		t.Fatalf("published %q while held", got)
+	}
+	d.open()
+	if got := ev.list(); len(got) != 1 || got[0] != "Standard shipping " {
+		t.Fatalf("published %q on open: want the held text in one event", got)
+	}
+	d.stop()
+}

@@ -1,0 +1,85 @@
+package handoff
+
+import (
+	"context"
+	"sync"
+)
+
+// An earlyTurn is a bot turn started when its customer's message arrives,
+// while the message is still being stored: the turn reads the transcript,
+// searches and asks the LLM meanwhile, and the commit, which a turn used to
+// wait for first, now passes during the LLM's own time. Nothing of the turn
+// leaves before the commit: its streamed tokens are held until the message
+// is stored, and its reply is stored after it. A message that is not stored
+// (a repeat, a conversation that turned out closed) or that a person holds
+// cancels the turn, which then writes and publishes nothing.
+//
+// A turn starts early only where this instance last saw the bot hold the
+// conversation (botHeld); elsewhere it starts after the commit as before.
+type earlyTurn struct {
+	once   sync.Once
+	stored chan struct{} // closed once the message's fate is known
+	msg    *Message      // set before stored closes: the stored message, or nil for no turn
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the turn has ended
+}
+
+// settle tells the turn what became of its message: m is the stored message
+// when the bot holds the conversation, nil when no turn is to run. Only the
+// first call counts.
+func (e *earlyTurn) settle(m *Message) {
+	e.once.Do(func() {
+		e.msg = m
+		close(e.stored)
+		if m == nil {
+			e.cancel()
+		}
+	})
+}
+
+// settled waits for e's message to be settled and returns it: the stored
+// message, or nil when there is to be no turn (or the service stops). It
+// does not wait on the turn's own deadline: a stored message gets its
+// reply even when the turn ran out of time.
+func (s *Service) settled(e *earlyTurn) *Message {
+	select {
+	case <-e.stored:
+		return e.msg
+	case <-s.turnCtx.Done():
+		return nil
+	}
+}
+
+// startEarly starts the turn of a customer's message text that is about to
+// be stored in convID, with pre, the responder's head start (or nil), which
+// it owns. The caller must settle it.
+func (s *Service) startEarly(convID, text, clientMsgID string, pre Prepared) *earlyTurn {
+	ctx, cancel := context.WithTimeout(s.turnCtx, s.opt.TurnTimeout)
+	e := &earlyTurn{stored: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	msg := Message{ConversationID: convID, Role: RoleCustomer, Text: text, ClientMsgID: clientMsgID}
+	s.turns.Add(1)
+	go func() {
+		defer s.turns.Done()
+		defer close(e.done)
+		defer cancel()
+		unlock := s.lockConv(convID)
+		defer unlock()
+		if err := s.runTurn(ctx, convID, msg, pre, e); err != nil {
+			s.log.Error("handoff: bot turn", "conversation_id", convID, "error", err)
+		}
+	}()
+	return e
+}
+
+// withMessage returns the transcript read for an early turn, ending with
+// its message: the read ran beside the message's insert and may or may not
+// have seen it.
+func withMessage(history []Message, m Message) []Message {
+	if n := len(history); n > 0 {
+		last := history[n-1]
+		if last.Role == RoleCustomer && last.Text == m.Text && last.ClientMsgID == m.ClientMsgID {
+			return history
+		}
+	}
+	return append(history, m)
+}
