@@ -14,9 +14,12 @@ import (
 // (a repeat, a conversation that turned out closed) or that a person holds
 // cancels the turn, which then writes and publishes nothing.
 //
-// A turn starts early only where this instance last saw the bot hold the
-// conversation (botHeld); elsewhere it starts after the commit as before.
+// A turn starts early only when the responder prepares a head start (see
+// prepare: where this instance last saw the bot hold the conversation, the
+// responder has a slow step to hide the commit behind, and few turns are
+// ahead already); elsewhere it starts after the commit as before.
 type earlyTurn struct {
+	s      *Service
 	once   sync.Once
 	stored chan struct{} // closed once the message's fate is known
 	msg    *Message      // set before stored closes: the stored message, or nil for no turn
@@ -29,6 +32,7 @@ type earlyTurn struct {
 // first call counts.
 func (e *earlyTurn) settle(m *Message) {
 	e.once.Do(func() {
+		e.s.early.Add(-1)
 		e.msg = m
 		close(e.stored)
 		if m == nil {
@@ -55,7 +59,8 @@ func (s *Service) settled(e *earlyTurn) *Message {
 // it owns. The caller must settle it.
 func (s *Service) startEarly(convID, text, clientMsgID string, pre Prepared) *earlyTurn {
 	ctx, cancel := context.WithTimeout(s.turnCtx, s.opt.TurnTimeout)
-	e := &earlyTurn{stored: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	e := &earlyTurn{s: s, stored: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	s.early.Add(1)
 	msg := Message{ConversationID: convID, Role: RoleCustomer, Text: text, ClientMsgID: clientMsgID}
 	s.turns.Add(1)
 	go func() {

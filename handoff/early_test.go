@@ -31,6 +31,13 @@ func (s *streamer) Respond(ctx context.Context, turn handoff.Turn) (handoff.Repl
 	return s.escalator.Respond(ctx, turn)
 }
 
+// Prepare asks for an early start (the bot does so when it has an LLM).
+func (s *streamer) Prepare(ctx context.Context, text string) handoff.Prepared { return nopPrepared{} }
+
+type nopPrepared struct{}
+
+func (nopPrepared) Release() {}
+
 func (s *streamer) seen(text string) (int, []handoff.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -13,8 +13,10 @@ import (
 type Preparer interface {
 	Responder
 	// Prepare starts work on text, the customer's message as it will be
-	// stored, and returns it for the message's turn (Turn.Prepared). It
-	// must not block. ctx bounds the work.
+	// stored, and returns it for the message's turn (Turn.Prepared), or
+	// nil when a head start would not pay (the turn has no slow step, such
+	// as an LLM's answer, to hide the commit behind). It must not block.
+	// ctx bounds the work.
 	Prepare(ctx context.Context, text string) Prepared
 }
 
@@ -26,14 +28,22 @@ type Prepared interface {
 	Release()
 }
 
+// maxEarly bounds the turns started ahead of their messages' commits at
+// once. A head start adds reads beside the message's insert; in a burst
+// (500 messages a second, loadgen burst) they made the inserts queue
+// behind them, and acknowledgements slow: past the bound, turns start
+// after their commits as before.
+const maxEarly = 8
+
 // prepare starts the responder's work on a customer's message that is
 // about to be stored, when this instance last saw the bot hold the
-// conversation; otherwise (a person holds it, or it is not known here) the
-// turn does all its work after the commit, as the work would be wasted if
-// no turn came. It returns nil when nothing was started.
+// conversation and fewer than maxEarly turns are ahead of their commits;
+// otherwise (a person holds it, it is not known here, or the database is
+// busy) the turn does all its work after the commit, as the work would be
+// wasted if no turn came. It returns nil when nothing was started.
 func (s *Service) prepare(convID, text string) Prepared {
 	p, ok := s.responder.(Preparer)
-	if !ok || !s.botHeld.has(convID) {
+	if !ok || !s.botHeld.has(convID) || s.early.Load() >= maxEarly {
 		return nil
 	}
 	return p.Prepare(s.turnCtx, text)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -46,7 +47,8 @@ type Service struct {
 	hub       *Hub
 	listener  *Listener
 	pub       *Publisher
-	botHeld   botConvs // conversations last seen held by the bot (prepare's hint)
+	botHeld   botConvs     // conversations last seen held by the bot (prepare's hint)
+	early     atomic.Int64 // turns started ahead of their messages' commits, not yet settled
 	responder Responder
 	hooks     *webhooks
 	log       *slog.Logger
@@ -311,7 +313,7 @@ func (s *Service) Post(ctx context.Context, convID string, author Author, nm New
 		if len(nm.Attachments) == 0 {
 			busy := s.turnRunning(convID)
 			pre = s.prepare(convID, text)
-			if !busy && s.botHeld.has(convID) {
+			if pre != nil && !busy {
 				early, pre = s.startEarly(convID, text, clientMsgID, pre), nil
 			}
 			// Text alone goes in a batch; attachments are checked and
