@@ -100,16 +100,21 @@ func (d *deltaStream) open() {
 	}
 }
 
-// stop ends the stream. Text still pending is dropped: the turn's stored
-// message, published next, carries the whole answer and replaces what was
-// streamed.
+// stop ends the stream, sending what is pending, so that the events of a
+// stream add up to the text streamed (a client may show only them until
+// the stored message comes). A held stream drops it instead: its message
+// was not stored, or not yet, and then the stored message, which carries
+// the whole answer, is all the customer sees of the turn.
 func (d *deltaStream) stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.stopped = true
 	if d.timer != nil {
 		d.timer.Stop()
 		d.timer = nil
 	}
+	if !d.held {
+		d.send()
+	}
+	d.stopped = true
 	d.pending.Reset()
 }

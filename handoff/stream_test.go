@@ -30,8 +30,8 @@ func (e *events) list() []string {
 }
 
 // TestDeltaStreamGathers: the first delta leaves at once, the ones within
-// the interval wait and leave together, in order, and stop drops what is
-// still pending.
+// the interval wait and leave together, in order, stop sends what is
+// still pending, and nothing leaves after it.
 func TestDeltaStreamGathers(t *testing.T) {
 	ev := newEvents()
 	d := newDeltaStream(time.Hour, ev.publish)
@@ -44,8 +44,8 @@ func TestDeltaStreamGathers(t *testing.T) {
 	}
 	d.stop()
 	d.add("late")
-	if got := ev.list(); len(got) != 1 {
-		t.Fatalf("published %q after stop", got)
+	if got := ev.list(); len(got) != 2 || got[1] != "are free." {
+		t.Fatalf("published %q: want what was pending sent at stop, and nothing after", got)
 	}
 }
 
@@ -91,4 +91,16 @@ func TestDeltaStreamHeld(t *testing.T) {
 		t.Fatalf("published %q on open: want the held text in one event", got)
 	}
 	d.stop()
+
+	// Stopped while still held (its message not stored): nothing leaves.
+	ev = newEvents()
+	d = newDeltaStream(time.Millisecond, ev.publish)
+	d.hold()
+	d.add("Never ")
+	d.add("seen")
+	d.stop()
+	d.open()
+	if got := ev.list(); len(got) != 0 {
+		t.Fatalf("a stream stopped while held published %q", got)
+	}
 }
