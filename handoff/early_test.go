@@ -74,18 +74,7 @@ func TestEarlyTurn(t *testing.T) {
 	}
 	post := func(svc *handoff.Service, text, client string) *handoff.PostResult {
 		t.Helper()
-		res, err := svc.PostMessage(ctx, c.ID, handoff.Author{Role: handoff.RoleCustomer}, text, client)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Turn != nil {
-			select {
-			case <-res.Turn:
-			case <-time.After(wait):
-				t.Fatal("the bot's turn did not end")
-			}
-		}
-		return res
+		return customerSays(t, svc, c.ID, text, client)
 	}
 
 	for i, q := range []string{"Where is my parcel?", "And my refund?"} {

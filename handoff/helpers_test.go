@@ -160,6 +160,24 @@ func tryEscalate(svc *handoff.Service, cust handoff.Customer, team string, prior
 	return conv.ID, nil
 }
 
+// customerSays posts text as the customer of convID (client_msg_id
+// client) and waits for the bot's turn it starts, if any.
+func customerSays(t *testing.T, svc *handoff.Service, convID, text, client string) *handoff.PostResult {
+	t.Helper()
+	res, err := svc.PostMessage(context.Background(), convID, handoff.Author{Role: handoff.RoleCustomer}, text, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Turn != nil {
+		select {
+		case <-res.Turn:
+		case <-time.After(wait):
+			t.Fatal("the bot's turn did not end")
+		}
+	}
+	return res
+}
+
 // conv reads a conversation.
 func conv(t *testing.T, svc *handoff.Service, id string) *handoff.Conversation {
 	t.Helper()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tandem-chat/tandem/handoff"
 )
@@ -78,18 +77,7 @@ func TestPrepare(t *testing.T) {
 	ctx := context.Background()
 	post := func(convID, text, client string) *handoff.PostResult {
 		t.Helper()
-		res, err := svc.PostMessage(ctx, convID, handoff.Author{Role: handoff.RoleCustomer}, text, client)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Turn != nil {
-			select {
-			case <-res.Turn:
-			case <-time.After(wait):
-				t.Fatal("the bot's turn did not end")
-			}
-		}
-		return res
+		return customerSays(t, svc, convID, text, client)
 	}
 	released := func(text string) {
 		t.Helper()
