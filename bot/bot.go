@@ -6,6 +6,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -225,7 +226,7 @@ func (b *Bot) Respond(ctx context.Context, turn handoff.Turn) (handoff.Reply, er
 		}
 	}
 	// A draft for an agent is not a customer's turn: nothing to record.
-	if !turn.Draft && d.Decision != DecisionAnswer && d.Decision != DecisionAcknowledge &&
+	if !turn.Draft && !noTurn(ctx) && d.Decision != DecisionAnswer && d.Decision != DecisionAcknowledge &&
 		d.Reason != ReasonCustomerRequest && d.Reason != ReasonIntentPolicy {
 		if err := b.unanswered.Record(context.WithoutCancel(ctx), pii.Redact(turn.Message.Text), d.Reason, d.Confidence, turn.Conversation.ID); err != nil {
 			b.log.Warn("bot: record unanswered", "conversation_id", turn.Conversation.ID, "error", err)
@@ -241,6 +242,13 @@ func (b *Bot) Preview(ctx context.Context, text string) (Decision, error) {
 		return Decision{}, errs.Errorf(errs.Invalid, "text must not be empty")
 	}
 	return b.decide(ctx, text, nil, nil, nil)
+}
+
+// noTurn reports whether the turn was called off because its message was
+// not stored for the bot (handoff.ErrNoTurn): then nothing is to be said,
+// recorded or warned about.
+func noTurn(ctx context.Context) bool {
+	return errors.Is(context.Cause(ctx), handoff.ErrNoTurn)
 }
 
 // answerHits is how many passages a turn retrieves.
@@ -299,6 +307,9 @@ func (b *Bot) decide(ctx context.Context, text string, history []handoff.Message
 	searched := time.Now()
 	hits, err := b.retrieve(ctx, clean, pre)
 	searchPhase.Observe(time.Since(searched).Seconds())
+	if err != nil && noTurn(ctx) {
+		return d, err
+	}
 	if err != nil {
 		b.log.Warn("bot: search failed; escalating", "error", err)
 		return b.escalate(d, ReasonUnavailable, zh, summary), nil
@@ -336,6 +347,8 @@ func (b *Bot) decide(ctx context.Context, text string, history []handoff.Message
 				d.Sources = sourcesOf(hits[:1])
 			}
 			return d, nil
+		case noTurn(ctx):
+			return d, err
 		default:
 			// Fall back to local mode: the extractive answer is still
 			// confident enough to give.

@@ -681,3 +681,30 @@ func TestPrepareSearch(t *testing.T) {
 		t.Fatalf("%d searches, reply %q %+v: want a search of the turn's own after the prepared one failed", n, r.Text, r.Meta.Sources)
 	}
 }
+
+// TestRespondNoTurn: a turn called off because its message was not stored
+// for the bot (handoff.ErrNoTurn, while the LLM is still thinking) ends
+// with an error and says nothing: no local fallback answer.
+func TestRespondNoTurn(t *testing.T) {
+	t.Parallel()
+	fake := llmfake.New()
+	t.Cleanup(fake.Close)
+	fake.SetLatency(time.Minute)
+	b := startBot(t, testPool(t), demoSearch(), bot.NewLLM(bot.LLMConfig{BaseURL: fake.URL(), Model: "fake-chat", Timeout: 20 * time.Second}))
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	time.AfterFunc(100*time.Millisecond, func() { cancel(handoff.ErrNoTurn) })
+	r, err := b.Respond(ctx, turn("How much does shipping cost?"))
+	if err == nil || r.Text != "" {
+		t.Fatalf("reply %q, err %v: want nothing said and the cancellation", r.Text, err)
+	}
+	// Any other end of the LLM's time (a shutdown, say) still falls back
+	// to the local answer.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	time.AfterFunc(100*time.Millisecond, cancel2)
+	r, err = b.Respond(ctx2, turn("How much does shipping cost?"))
+	if err != nil || !strings.Contains(r.Text, "$6.95") {
+		t.Fatalf("reply %q, err %v: want the local answer", r.Text, err)
+	}
+}

@@ -2,8 +2,16 @@ package handoff
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
+
+// ErrNoTurn is why a turn started ahead of its message is cancelled when
+// the message was not stored for the bot (a repeat, or a person holds the
+// conversation). A Responder that finds it as its context's cause
+// (context.Cause) should stop without side effects: no fallback answer, no
+// records, no warnings; nothing it returns is used.
+var ErrNoTurn = errors.New("handoff: no turn: the message was not stored for the bot")
 
 // An earlyTurn is a bot turn started when its customer's message arrives,
 // while the message is still being stored: the turn reads the transcript,
@@ -23,7 +31,7 @@ type earlyTurn struct {
 	once   sync.Once
 	stored chan struct{} // closed once the message's fate is known
 	msg    *Message      // set before stored closes: the stored message, or nil for no turn
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 	done   chan struct{} // closed when the turn has ended
 }
 
@@ -36,7 +44,7 @@ func (e *earlyTurn) settle(m *Message) {
 		e.msg = m
 		close(e.stored)
 		if m == nil {
-			e.cancel()
+			e.cancel(ErrNoTurn)
 		}
 	})
 }
@@ -58,7 +66,8 @@ func (s *Service) settled(e *earlyTurn) *Message {
 // be stored in convID, with pre, the responder's head start (or nil), which
 // it owns. The caller must settle it.
 func (s *Service) startEarly(convID, text, clientMsgID string, pre Prepared) *earlyTurn {
-	ctx, cancel := context.WithTimeout(s.turnCtx, s.opt.TurnTimeout)
+	cctx, cancel := context.WithCancelCause(s.turnCtx)
+	ctx, cancelTimeout := context.WithTimeout(cctx, s.opt.TurnTimeout)
 	e := &earlyTurn{s: s, stored: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	s.early.Add(1)
 	msg := Message{ConversationID: convID, Role: RoleCustomer, Text: text, ClientMsgID: clientMsgID}
@@ -66,7 +75,8 @@ func (s *Service) startEarly(convID, text, clientMsgID string, pre Prepared) *ea
 	go func() {
 		defer s.turns.Done()
 		defer close(e.done)
-		defer cancel()
+		defer cancel(nil)
+		defer cancelTimeout()
 		unlock := s.lockConv(convID)
 		defer unlock()
 		if err := s.runTurn(ctx, convID, msg, pre, e); err != nil {
