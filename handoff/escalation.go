@@ -85,6 +85,7 @@ func (s *Service) escalate(ctx context.Context, tx pgx.Tx, conv *Conversation, e
 		audit: map[string]any{"escalation": e, "requested_team": requested}}, out); err != nil {
 		return err
 	}
+	out.position(conv.ID, info.Position)
 	if err := s.hook(ctx, tx, HookEscalated, conv.ID, map[string]any{"conversation": conv, "handoff": packet, "queue": info}, out); err != nil {
 		return err
 	}

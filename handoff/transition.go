@@ -74,6 +74,10 @@ type outbox struct {
 	// queue lists conversations whose queue entry appeared or changed;
 	// their entries are loaded and published after commit.
 	queue []string
+	// positions holds the queue positions already counted inside the
+	// transaction (an escalation tells the customer theirs), so that
+	// publishing the entry does not count them again.
+	positions map[string]int
 	// updated lists queued conversations whose entry changed (a new
 	// customer message changes the preview).
 	updated []string
@@ -86,6 +90,15 @@ type outbox struct {
 type topicEvent struct {
 	topic string
 	ev    Event
+}
+
+// position records a queued conversation's position as counted inside the
+// transaction.
+func (o *outbox) position(id string, pos int) {
+	if o.positions == nil {
+		o.positions = map[string]int{}
+	}
+	o.positions[id] = pos
 }
 
 // add queues ev for the conversation's own topic.
@@ -293,9 +306,13 @@ func (s *Service) flush(ctx context.Context, out *outbox) {
 	for i, ids := range [][]string{out.queue, out.updated} {
 		change := []string{"added", "updated"}[i]
 		for _, id := range ids {
-			e, err := s.queueEntry(ctx, id, change == "added")
+			pos, counted := out.positions[id]
+			e, err := s.queueEntry(ctx, id, change == "added" && !counted)
 			if err != nil {
 				continue // it left the queue meanwhile; its removal is published
+			}
+			if change == "added" && counted {
+				e.Position = pos
 			}
 			s.pub.Publish(TopicAgents, Event{Type: EventQueue, ConversationID: id,
 				Data: rawJSON(map[string]any{"change": change, "entry": e})})
