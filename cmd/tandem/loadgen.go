@@ -63,6 +63,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	msgRate := fs.Float64("msgs", 500, "burst: customer messages per second")
 	burstFor := fs.Duration("for", time.Minute, "burst: how long new conversations keep coming")
 	window := fs.Duration("window", 10*time.Second, "burst: figures per window of this length")
+	burstLLM := fs.Bool("llm", false, "burst: the bot answers through a fake LLM (60 ms, then 20 tokens 10 ms apart) instead of in local mode")
 	examples := fs.String("examples", "examples", "burst, bot: the knowledge to load first")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -87,7 +88,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			results, err = cfg.Messages(ctx, loadgen.MessagesOptions{Rates: rs, Conversations: *convs, Agents: *agents, Duration: *duration})
 		}
 	case "burst":
-		results, err = cfg.Burst(ctx, loadgen.BurstOptions{NewPerSecond: *newConvs, MessagesPerSecond: *msgRate, Duration: *burstFor, Window: *window, Examples: *examples})
+		results, err = cfg.Burst(ctx, loadgen.BurstOptions{NewPerSecond: *newConvs, MessagesPerSecond: *msgRate, Duration: *burstFor, Window: *window, Examples: *examples, LLM: *burstLLM})
 	case "bot":
 		results, err = cfg.BotTurns(ctx, loadgen.BotOptions{Rate: *rate, Duration: *duration, Examples: *examples})
 	case "startup":

@@ -8,9 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/tandem-chat/tandem/internal/llmfake"
 )
 
 // BurstOptions shape the burst measurement.
@@ -20,6 +25,10 @@ type BurstOptions struct {
 	Duration          time.Duration // how long new conversations keep coming
 	Window            time.Duration // figures per window of this length; default 10 s
 	Examples          string        // knowledge to load first (the demo's examples folder)
+	// LLM answers with the fake LLM the bot scenario uses (60 ms, then 20
+	// tokens 10 ms apart) instead of local mode; figures are named
+	// Burst/llm/….
+	LLM bool
 }
 
 // burstScripts are what new conversations say, a line a second, in
@@ -38,7 +47,8 @@ var burstScripts = [][]string{
 // (as a load balancer would), each sending its messages a second apart
 // over its WebSocket, and reports, per window of due time: acknowledgement
 // (commit) latency, bot reply latency, creation latency and errors. Bot
-// turns run in local mode over the demo knowledge base.
+// turns run in local mode over the demo knowledge base, or with o.LLM
+// through the fake LLM.
 func (c *Config) Burst(ctx context.Context, o BurstOptions) ([]Result, error) {
 	if o.Window <= 0 {
 		o.Window = 10 * time.Second
@@ -52,9 +62,26 @@ func (c *Config) Burst(ctx context.Context, o BurstOptions) ([]Result, error) {
 	if err := c.ingest(ctx, dbURL, o.Examples); err != nil {
 		return nil, err
 	}
+	env := []string{"TANDEM_DB_MAX_CONNS=40"}
+	prefix := "Burst"
+	if o.LLM {
+		fake := llmfake.New()
+		defer fake.Close()
+		fake.SetLatency(60 * time.Millisecond)
+		fake.SetTokenDelay(10 * time.Millisecond)
+		answer := strings.Join(strings.Fields(strings.Repeat("You can find this in the passage above [1] ", 3))[:20], " ")
+		fake.SetReply(func(req openai.ChatCompletionRequest) string {
+			if !req.Stream {
+				return "The customer asked about an order, then wanted a person."
+			}
+			return answer
+		})
+		env = append(env, "LLM_BASE_URL="+fake.URL(), "LLM_API_KEY=loadgen", "LLM_MODEL=fake-model")
+		prefix = "Burst/llm"
+	}
 	var insts []*Proc
 	for i, name := range []string{"tandem-a", "tandem-b"} {
-		p, err := c.startTandem(ctx, name, dbURL, c.addr(i), "TANDEM_DB_MAX_CONNS=40")
+		p, err := c.startTandem(ctx, name, dbURL, c.addr(i), env...)
 		if err != nil {
 			return nil, err
 		}
@@ -209,7 +236,7 @@ func (c *Config) Burst(ctx context.Context, o BurstOptions) ([]Result, error) {
 			}
 		}
 		ack, reply, create = ack.Sorted(), reply.Sorted(), create.Sorted()
-		r := Result{Name: fmt.Sprintf("Burst/window=%03d-%03ds", int((time.Duration(w) * o.Window).Seconds()), int((time.Duration(w+1) * o.Window).Seconds())), N: sent}
+		r := Result{Name: fmt.Sprintf("%s/window=%03d-%03ds", prefix, int((time.Duration(w) * o.Window).Seconds()), int((time.Duration(w+1) * o.Window).Seconds())), N: sent}
 		r.Add(ack.P(50), "ack-p50-ms")
 		r.Add(ack.P(99), "ack-p99-ms")
 		r.Add(reply.P(50), "reply-p50-ms")
@@ -228,7 +255,7 @@ func (c *Config) Burst(ctx context.Context, o BurstOptions) ([]Result, error) {
 			best = p99
 		}
 	}
-	sum := Result{Name: "Burst/total", N: total}
+	sum := Result{Name: prefix + "/total", N: total}
 	sum.Add(float64(errCount.Load()), "errors")
 	sum.Add(float64(lostAll), "unacked")
 	if best > 0 {
