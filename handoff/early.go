@@ -33,6 +33,8 @@ type earlyTurn struct {
 	msg    *Message      // set before stored closes: the stored message, or nil for no turn
 	cancel context.CancelCauseFunc
 	done   chan struct{} // closed when the turn has ended
+	// deltas is the turn's stream, held until the message is stored.
+	deltas *deltaStream
 }
 
 // settle tells the turn what became of its message: m is the stored message
@@ -45,6 +47,8 @@ func (e *earlyTurn) settle(m *Message) {
 		close(e.stored)
 		if m == nil {
 			e.cancel(ErrNoTurn)
+		} else {
+			e.deltas.open() // after the message's own event
 		}
 	})
 }
@@ -68,7 +72,8 @@ func (s *Service) settled(e *earlyTurn) *Message {
 func (s *Service) startEarly(convID, text, clientMsgID string, pre Prepared) *earlyTurn {
 	cctx, cancel := context.WithCancelCause(s.turnCtx)
 	ctx, cancelTimeout := context.WithTimeout(cctx, s.opt.TurnTimeout)
-	e := &earlyTurn{s: s, stored: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	e := &earlyTurn{s: s, stored: make(chan struct{}), cancel: cancel, done: make(chan struct{}), deltas: s.turnStream(convID)}
+	e.deltas.hold()
 	s.early.Add(1)
 	msg := Message{ConversationID: convID, Role: RoleCustomer, Text: text, ClientMsgID: clientMsgID}
 	s.turns.Add(1)

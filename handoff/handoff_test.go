@@ -330,23 +330,9 @@ func TestAutoAssignmentCapacityAndPriority(t *testing.T) {
 		ids = append(ids, escalate(t, svc, handoff.Customer{}, "Billing", p))
 		time.Sleep(2 * time.Millisecond) // distinct queued_at
 		want := []int{1, 1, 3, 2, 5}[i]
-		for got := false; !got; {
-			select {
-			case ev := <-agents.C:
-				var d struct {
-					Change string
-					Entry  handoff.QueueEntry
-				}
-				if ev.Type != handoff.EventQueue || json.Unmarshal(ev.Data, &d) != nil || d.Change != "added" {
-					continue
-				}
-				if d.Entry.ID != ids[i] || d.Entry.Position != want {
-					t.Fatalf("escalation %d (priority %d): added %s at %d, want %s at %d", i, p, d.Entry.ID, d.Entry.Position, ids[i], want)
-				}
-				got = true
-			case <-time.After(wait):
-				t.Fatalf("escalation %d: no queue event", i)
-			}
+		var e handoff.QueueEntry
+		if err := json.Unmarshal(nextQueueEvent(t, agents, "added"), &e); err != nil || e.ID != ids[i] || e.Position != want {
+			t.Fatalf("escalation %d (priority %d): added %s at %d (%v), want %s at %d", i, p, e.ID, e.Position, err, ids[i], want)
 		}
 	}
 	// A queued customer's new message updates the entry's preview; its
@@ -354,25 +340,11 @@ func TestAutoAssignmentCapacityAndPriority(t *testing.T) {
 	if _, err := svc.PostMessage(ctx, ids[2], handoff.Author{Role: handoff.RoleCustomer}, "Still waiting for the invoice", ""); err != nil {
 		t.Fatal(err)
 	}
-	for got := false; !got; {
-		select {
-		case ev := <-agents.C:
-			var d struct {
-				Change string
-				Entry  json.RawMessage
-			}
-			if ev.Type != handoff.EventQueue || json.Unmarshal(ev.Data, &d) != nil || d.Change != "updated" {
-				continue
-			}
-			var e handoff.QueueEntry
-			if err := json.Unmarshal(d.Entry, &e); err != nil || e.ID != ids[2] || e.Preview != "Still waiting for the invoice" ||
-				strings.Contains(string(d.Entry), `"position"`) {
-				t.Fatalf("updated entry %s (%v), want %s with the new preview and no position", d.Entry, err, ids[2])
-			}
-			got = true
-		case <-time.After(wait):
-			t.Fatal("no updated queue event")
-		}
+	raw := nextQueueEvent(t, agents, "updated")
+	var updated handoff.QueueEntry
+	if err := json.Unmarshal(raw, &updated); err != nil || updated.ID != ids[2] || updated.Preview != "Still waiting for the invoice" ||
+		strings.Contains(string(raw), `"position"`) {
+		t.Fatalf("updated entry %s (%v), want %s with the new preview and no position", raw, err, ids[2])
 	}
 	q := must[[]handoff.QueueEntry](t)(svc.Queue(ctx, handoff.QueueFilter{}))
 	order := []string{ids[1], ids[3], ids[0], ids[2], ids[4]}
@@ -724,5 +696,26 @@ func TestSuggestedReply(t *testing.T) {
 	}
 	if c := conv(t, svc, id); c.State != handoff.StateQueued {
 		t.Fatalf("a suggestion moved the conversation: %+v", c)
+	}
+}
+
+// nextQueueEvent waits for the next queue event of the given change on sub
+// and returns its entry as sent.
+func nextQueueEvent(t *testing.T, sub *handoff.Subscription, change string) json.RawMessage {
+	t.Helper()
+	timeout := time.After(wait)
+	for {
+		select {
+		case ev := <-sub.C:
+			var d struct {
+				Change string
+				Entry  json.RawMessage
+			}
+			if ev.Type == handoff.EventQueue && json.Unmarshal(ev.Data, &d) == nil && d.Change == change {
+				return d.Entry
+			}
+		case <-timeout:
+			t.Fatalf("no %s queue event", change)
+		}
 	}
 }

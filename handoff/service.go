@@ -394,9 +394,8 @@ func (s *Service) posted(ctx context.Context, m *Message, state State, out *outb
 		s.botHeld.set(m.ConversationID, state == StateBot)
 	}
 	if m.Role == RoleCustomer && state == StateBot {
-		metrics.BotTurnPhase.WithLabelValues("message").Observe(time.Since(start).Seconds())
+		messagePhase.Observe(time.Since(start).Seconds())
 		if early != nil {
-			release(pre)
 			stored := *m
 			early.settle(&stored)
 			res.Turn = early.done
@@ -532,6 +531,20 @@ func (s *Service) startTurn(convID string, msg Message, pre Prepared) <-chan str
 	return done
 }
 
+// The turn's phases handoff times (the bot times the others).
+var (
+	messagePhase = metrics.BotTurnPhase.WithLabelValues("message")
+	contextPhase = metrics.BotTurnPhase.WithLabelValues("context")
+	replyPhase   = metrics.BotTurnPhase.WithLabelValues("reply")
+)
+
+// turnStream is the stream of a turn's bot.delta events.
+func (s *Service) turnStream(convID string) *deltaStream {
+	return newDeltaStream(streamEvery, func(delta string) {
+		s.pub.Publish(convID, Event{Type: EventBotDelta, ConversationID: convID, Delta: delta, Role: RoleBot})
+	})
+}
+
 // runTurn runs the bot's turn for the customer's message msg. early, when
 // not nil, is the turn started before msg was stored (msg has no seq yet):
 // see earlyTurn.
@@ -564,22 +577,16 @@ func (s *Service) runTurn(ctx context.Context, convID string, msg Message, pre P
 		}
 		msg, early = *m, nil
 	}
-	metrics.BotTurnPhase.WithLabelValues("context").Observe(time.Since(start).Seconds())
+	contextPhase.Observe(time.Since(start).Seconds())
 	if conv.State != StateBot {
 		return nil // a person took over meanwhile
 	}
-	deltas := newDeltaStream(streamEvery, func(delta string) {
-		s.pub.Publish(convID, Event{Type: EventBotDelta, ConversationID: convID, Delta: delta, Role: RoleBot})
-	})
+	var deltas *deltaStream
 	if early != nil {
 		history = withMessage(history, msg)
-		// Nothing streams before the message is stored.
-		deltas.hold()
-		go func() {
-			if s.settled(early) != nil {
-				deltas.open()
-			}
-		}()
+		deltas = early.deltas // held until the message is stored
+	} else {
+		deltas = s.turnStream(convID)
 	}
 	turn := Turn{Conversation: *conv, History: history, Message: msg, Prepared: pre,
 		ReadAttachment: func(ctx context.Context, a Attachment) ([]byte, error) {
@@ -620,7 +627,7 @@ func (s *Service) runTurn(ctx context.Context, convID string, msg Message, pre P
 	}); err != nil {
 		return err
 	}
-	metrics.BotTurnPhase.WithLabelValues("reply").Observe(time.Since(stored).Seconds())
+	replyPhase.Observe(time.Since(stored).Seconds())
 	metrics.BotTurnDuration.Observe(time.Since(start).Seconds())
 	if reply.Meta.Decision != "" {
 		metrics.BotDecisions.WithLabelValues(reply.Meta.Decision).Inc()

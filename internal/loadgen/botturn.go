@@ -60,16 +60,8 @@ func (c *Config) BotTurns(ctx context.Context, o BotOptions) ([]Result, error) {
 	if o.Tokens <= 0 {
 		o.Tokens = 20
 	}
-	fake := llmfake.New()
+	fake := turnFake(o.Latency, o.TokenDelay, o.Tokens)
 	defer fake.Close()
-	fake.SetLatency(o.Latency)
-	fake.SetTokenDelay(o.TokenDelay)
-	words := strings.Fields("You can return any unused item within thirty days of delivery for a full refund, and returns within the US are free [1]")
-	for len(words) < o.Tokens {
-		words = append(words, "indeed")
-	}
-	answer := strings.Join(words[:o.Tokens], " ")
-	fake.SetReply(func(openai.ChatCompletionRequest) string { return answer })
 	// The fake's own time to the first token, and to the end.
 	fakeFirst := o.Latency + o.TokenDelay
 	fakeAll := o.Latency + time.Duration(o.Tokens)*o.TokenDelay
@@ -262,6 +254,27 @@ func (c *Config) BotTurns(ctx context.Context, o BotOptions) ([]Result, error) {
 	logf(c.Log, "bot: %s", tr)
 	logf(c.Log, "bot: %s", pr)
 	return []Result{dr, tr, pr}, nil
+}
+
+// turnFake is the fake LLM of the bot scenarios: each streamed answer
+// comes after latency, tokens tokens tokenDelay apart, citing the first
+// passage; a summary (not streamed) comes at once.
+func turnFake(latency, tokenDelay time.Duration, tokens int) *llmfake.Server {
+	fake := llmfake.New()
+	fake.SetLatency(latency)
+	fake.SetTokenDelay(tokenDelay)
+	words := strings.Fields("You can return any unused item within thirty days of delivery for a full refund, and returns within the US are free [1]")
+	for len(words) < tokens {
+		words = append(words, "indeed")
+	}
+	answer := strings.Join(words[:tokens], " ")
+	fake.SetReply(func(req openai.ChatCompletionRequest) string {
+		if !req.Stream {
+			return "The customer asked about an order, then wanted a person."
+		}
+		return answer
+	})
+	return fake
 }
 
 // directRun is the baseline: the fake called straight, latencies minus

@@ -8,14 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	openai "github.com/sashabaranov/go-openai"
-
-	"github.com/tandem-chat/tandem/internal/llmfake"
 )
 
 // BurstOptions shape the burst measurement.
@@ -65,17 +60,8 @@ func (c *Config) Burst(ctx context.Context, o BurstOptions) ([]Result, error) {
 	env := []string{"TANDEM_DB_MAX_CONNS=40"}
 	prefix := "Burst"
 	if o.LLM {
-		fake := llmfake.New()
+		fake := turnFake(60*time.Millisecond, 10*time.Millisecond, 20)
 		defer fake.Close()
-		fake.SetLatency(60 * time.Millisecond)
-		fake.SetTokenDelay(10 * time.Millisecond)
-		answer := strings.Join(strings.Fields(strings.Repeat("You can find this in the passage above [1] ", 3))[:20], " ")
-		fake.SetReply(func(req openai.ChatCompletionRequest) string {
-			if !req.Stream {
-				return "The customer asked about an order, then wanted a person."
-			}
-			return answer
-		})
 		env = append(env, "LLM_BASE_URL="+fake.URL(), "LLM_API_KEY=loadgen", "LLM_MODEL=fake-model")
 		prefix = "Burst/llm"
 	}
