@@ -206,15 +206,20 @@ func (s *Server) SetEmbeddingDim(dim int) {
 	s.dim = dim
 }
 
-// SetLatency makes every request wait d before it is answered (or failed).
-// A client that gives up earlier sees a timeout.
+// SetLatency makes every request wait d before it is answered (or failed),
+// counted from the request's arrival. A client that gives up earlier sees
+// a timeout.
 func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.latency = d
 }
 
-// SetTokenDelay makes a streamed answer wait d before each content chunk.
+// SetTokenDelay paces a streamed answer: content chunk i (from 1) goes at
+// the latency plus i times d after the request arrived. The times are
+// fixed from the arrival, not from the chunk before, so that a chunk
+// written late (a busy machine) does not delay the ones after it: the
+// stream keeps its rate, as a model's would on another machine.
 func (s *Server) SetTokenDelay(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -274,9 +279,9 @@ func (s *Server) record(r *http.Request, body []byte, fill func(*Recorded)) {
 	s.mu.Unlock()
 }
 
-// gate applies the latency, authorisation and FailNext knobs. It returns
-// false when it has answered the request itself.
-func (s *Server) gate(w http.ResponseWriter, r *http.Request) bool {
+// gate applies the latency (from arrived), authorisation and FailNext
+// knobs. It returns false when it has answered the request itself.
+func (s *Server) gate(w http.ResponseWriter, r *http.Request, arrived time.Time) bool {
 	s.mu.Lock()
 	latency, key := s.latency, s.apiKey
 	fail := 0
@@ -286,7 +291,7 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request) bool {
 	}
 	s.mu.Unlock()
 
-	if latency > 0 && !sleep(r, latency) {
+	if latency > 0 && !sleepUntil(r, arrived.Add(latency)) {
 		return false
 	}
 	if key != "" && r.Header.Get("Authorization") != "Bearer "+key {
@@ -303,9 +308,13 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// sleep waits d or until the client goes away, and reports whether the
-// full time passed.
-func sleep(r *http.Request, d time.Duration) bool {
+// sleepUntil waits until t or until the client goes away, and reports
+// whether t was reached.
+func sleepUntil(r *http.Request, until time.Time) bool {
+	d := time.Until(until)
+	if d <= 0 {
+		return r.Context().Err() == nil
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -317,6 +326,7 @@ func sleep(r *http.Request, d time.Duration) bool {
 }
 
 func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
 	body, err := io.ReadAll(r.Body)
 	var req openai.ChatCompletionRequest
 	if err == nil {
@@ -331,7 +341,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad request body: "+err.Error())
 		return
 	}
-	if !s.gate(w, r) {
+	if !s.gate(w, r, arrived) {
 		return
 	}
 	if len(req.Messages) == 0 {
@@ -340,7 +350,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
-	replyFn, tokenDelay := s.reply, s.tokenDelay
+	replyFn, latency, tokenDelay := s.reply, s.latency, s.tokenDelay
 	cut, stall := -1, -1
 	if req.Stream {
 		cut, s.cutAfter = s.cutAfter, -1
@@ -404,7 +414,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done()
 			return
 		}
-		if tokenDelay > 0 && !sleep(r, tokenDelay) {
+		if tokenDelay > 0 && !sleepUntil(r, arrived.Add(latency+time.Duration(i+1)*tokenDelay)) {
 			return
 		}
 		chunk(openai.ChatCompletionStreamChoiceDelta{Content: tok}, "")
@@ -427,6 +437,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
 	body, err := io.ReadAll(r.Body)
 	var req struct {
 		Input          json.RawMessage `json:"input"`
@@ -450,7 +461,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad request body: "+err.Error())
 		return
 	}
-	if !s.gate(w, r) {
+	if !s.gate(w, r, arrived) {
 		return
 	}
 	if req.EncodingFormat != "" && req.EncodingFormat != "float" {
@@ -485,7 +496,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 	s.record(r, nil, nil)
-	if !s.gate(w, r) {
+	if !s.gate(w, r, time.Now()) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{

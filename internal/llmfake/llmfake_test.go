@@ -245,6 +245,54 @@ func TestChatStream(t *testing.T) {
 			t.Errorf("err = %v, want 503", err)
 		}
 	})
+	t.Run("Paced", func(t *testing.T) {
+		// Chunk i goes at the latency plus i delays after the request
+		// arrived, never before; a slow start (here the reply takes
+		// longer than two delays to make) does not push the later
+		// chunks back, as sleeping a delay after each chunk would.
+		s, c := newClient(t)
+		const latency, delay = 50 * time.Millisecond, 100 * time.Millisecond
+		s.SetLatency(latency)
+		s.SetTokenDelay(delay)
+		s.SetReply(func(openai.ChatCompletionRequest) string {
+			time.Sleep(250 * time.Millisecond)
+			return "one two three four"
+		})
+		req := chatRequest("x")
+		req.Stream = true
+		start := time.Now()
+		stream, err := c.CreateChatCompletionStream(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stream.Close()
+		var at []time.Duration
+		for {
+			resp, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.Choices) > 0 && resp.Choices[0].Delta.Content != "" {
+				at = append(at, time.Since(start))
+			}
+		}
+		if len(at) != 4 {
+			t.Fatalf("got %d content chunks, want 4", len(at))
+		}
+		for i, d := range at {
+			if due := latency + time.Duration(i+1)*delay; d < due {
+				t.Errorf("chunk %d came %v after the request, before its time %v", i+1, d, due)
+			}
+		}
+		// Sleeping after each chunk would end at 50+250+4*100 = 700 ms;
+		// paced from the arrival the last chunk is due at 450 ms.
+		if last := at[3]; last >= 650*time.Millisecond {
+			t.Errorf("last chunk after %v: the slow start pushed the stream back", last)
+		}
+	})
 	t.Run("ErrClientGone", func(t *testing.T) {
 		s, c := newClient(t)
 		s.SetTokenDelay(50 * time.Millisecond)
