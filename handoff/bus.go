@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tandem-chat/tandem/internal/metrics"
@@ -54,6 +55,10 @@ type Publisher struct {
 	in     chan envelope
 	hub    *Hub   // this instance's
 	origin string // this instance's id in envelopes
+	// peers, when set, tells whether another instance can be listening;
+	// alone, the publisher sends nothing (see peers).
+	peers  *peers
+	unsent unsent
 }
 
 // streamLinger is how long a notification that holds only streamed tokens
@@ -63,8 +68,8 @@ type Publisher struct {
 // this much later; this instance's see them at once.
 const streamLinger = 20 * time.Millisecond
 
-func newPublisher(pool *pgxpool.Pool, log *slog.Logger, hub *Hub, origin string) *Publisher {
-	return &Publisher{pool: pool, log: log, in: make(chan envelope, 8192), hub: hub, origin: origin}
+func newPublisher(pool *pgxpool.Pool, log *slog.Logger, hub *Hub, origin string, peers *peers) *Publisher {
+	return &Publisher{pool: pool, log: log, in: make(chan envelope, 8192), hub: hub, origin: origin, peers: peers}
 }
 
 // Publish delivers ev to this instance's subscribers of topic and queues
@@ -117,9 +122,22 @@ func (p *Publisher) run(ctx context.Context) error {
 	size := 0
 	for {
 		var first envelope
+		var joined <-chan struct{}
+		if p.peers != nil {
+			joined = p.peers.joined
+		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-joined:
+			// Another instance has said hello: it gets what it may
+			// have missed while its hello was on the way.
+			for _, payload := range p.unsent.take(time.Now()) {
+				if err := p.notify(ctx, pc, payload); err != nil {
+					return err
+				}
+			}
+			continue
 		case first = <-p.in:
 		}
 		batch, size = batch[:0], 2
@@ -172,12 +190,28 @@ func (p *Publisher) run(ctx context.Context) error {
 				n++
 			}
 			payload, _ := json.Marshal(batch[:n])
-			if _, err := pc.Exec(ctx, `SELECT pg_notify($1, $2)`, notifyChannel, string(payload)); err != nil {
+			batch = batch[n:]
+			if now := time.Now(); p.peers != nil && p.peers.alone(now) {
+				p.unsent.add(now, string(payload))
+				metrics.NotifySkipped.Inc()
+				continue
+			}
+			if err := p.notify(ctx, pc, string(payload)); err != nil {
 				return err
 			}
-			batch = batch[n:]
 		}
 	}
+}
+
+func (p *Publisher) notify(ctx context.Context, pc *pgx.Conn, payload string) error {
+	_, err := pc.Exec(ctx, `SELECT pg_notify($1, $2)`, notifyChannel, payload)
+	return err
+}
+
+// sayHello announces this instance to the others (see peers).
+func (l *Listener) sayHello(ctx context.Context, pc *pgx.Conn) error {
+	_, err := pc.Exec(ctx, `SELECT pg_notify($1, $2)`, notifyChannel, l.hello)
+	return err
 }
 
 // encodeEnvelope renders an envelope for NOTIFY; an event too large for a
@@ -214,6 +248,10 @@ type Listener struct {
 	load func(ctx context.Context, conversationID string, seq int64) (*Message, error)
 	// ready is closed once the first LISTEN is in place.
 	ready chan struct{}
+	// peers learns from the listener who else listens; hello is this
+	// instance's announcement, sent when LISTEN is in place and every beat.
+	peers *peers
+	hello string
 }
 
 // Ready is closed once the listener is listening.
@@ -253,6 +291,14 @@ func (l *Listener) listen(ctx context.Context, first *bool) error {
 	if _, err := pc.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
 		return err
 	}
+	// Hello goes out before this instance serves anything (ready), so
+	// that the others notify it of everything its clients subscribe to.
+	if err := l.sayHello(ctx, pc); err != nil {
+		return err
+	}
+	l.peers.up(time.Now())
+	defer l.peers.down()
+	nextBeat := time.Now().Add(l.peers.beat)
 	if *first {
 		close(l.ready)
 		*first = false
@@ -261,13 +307,27 @@ func (l *Listener) listen(ctx context.Context, first *bool) error {
 		l.hub.DropAll()
 	}
 	for {
-		n, err := pc.WaitForNotification(ctx)
+		wctx, cancel := context.WithDeadline(ctx, nextBeat)
+		n, err := pc.WaitForNotification(wctx)
+		cancel()
+		if now := time.Now(); !now.Before(nextBeat) && ctx.Err() == nil {
+			// A wait cut short by its deadline leaves the connection
+			// usable (pgx sets a read deadline, and a timeout is not fatal).
+			if err := l.sayHello(ctx, pc); err != nil {
+				return err
+			}
+			nextBeat = now.Add(l.peers.beat)
+			if err != nil && wctx.Err() != nil {
+				continue
+			}
+		}
 		if err != nil {
 			return err
 		}
 		if l.self != "" && strings.HasPrefix(n.Payload, l.self) {
 			continue
 		}
+		l.peers.hear(time.Now())
 		var envs []envelope
 		if err := json.Unmarshal([]byte(n.Payload), &envs); err != nil {
 			l.log.Error("notify: bad payload", "error", err)

@@ -2,8 +2,14 @@ package handoff_test
 
 import (
 	"context"
+	"fmt"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tandem-chat/tandem/handoff"
 )
@@ -83,4 +89,91 @@ func TestPublishOnceEverywhere(t *testing.T) {
 	if n := onB.count(marker); n != 1 {
 		t.Errorf("instance B delivered its own marker %d times, want 1", n)
 	}
+}
+
+// TestNotifyOnlyWithPeers: an instance that has heard no other for a
+// whole window sends no notifications (nobody would receive them), keeps
+// saying hello, and when another instance says hello it sends what it
+// left unsent in the last moments and notifies again from then on.
+func TestNotifyOnlyWithPeers(t *testing.T) {
+	e := newEnv(t)
+	const window = 300 * time.Millisecond
+	a := e.serviceWith(handoff.Options{Routing: fastRouting, PeerWindow: window})
+	ctx := context.Background()
+	conv, _, err := a.CreateConversation(ctx, handoff.Customer{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A plain listener, which is not an instance: it says nothing.
+	watch, err := pgx.Connect(ctx, e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(ctx)
+	if _, err := watch.Exec(ctx, "LISTEN tandem_events"); err != nil {
+		t.Fatal(err)
+	}
+	// next returns the next notification within d, or "" when none came.
+	next := func(d time.Duration) string {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		n, err := watch.WaitForNotification(wctx)
+		if err != nil {
+			if wctx.Err() != nil {
+				return ""
+			}
+			t.Fatal(err)
+		}
+		return n.Payload
+	}
+	hello := regexp.MustCompile(`^\[\{"o":"[^"]+","t":""\}\]$`)
+
+	// Past the window A is alone. It still says hello, four times a window.
+	hellos := 0
+	for until := time.Now().Add(2 * window); time.Now().Before(until); {
+		if p := next(time.Until(until)); hello.MatchString(p) {
+			hellos++
+		}
+	}
+	if hellos < 4 {
+		t.Errorf("A said hello %d times in two windows, want at least 4", hellos)
+	}
+	// Alone, its events reach its own subscribers and nothing else.
+	var onA recorder
+	sub := a.SubscribeFunc(conv.ID, onA.push, nil)
+	defer sub.Close()
+	if err := a.Typing(ctx, conv.ID, handoff.RoleCustomer); err != nil {
+		t.Fatal(err)
+	}
+	typing := func(ev handoff.Event) bool { return ev.Type == handoff.EventTyping }
+	if onA.count(typing) != 1 {
+		t.Fatalf("A's subscriber has %d typing events, want 1", onA.count(typing))
+	}
+	for until := time.Now().Add(window); time.Now().Before(until); {
+		if p := next(time.Until(until)); p != "" && !hello.MatchString(p) {
+			t.Fatalf("an instance alone sent %s", p)
+		}
+	}
+
+	// Another instance says hello: A sends the typing it held back, and
+	// notifies its next events.
+	if _, err := watch.Exec(ctx, `SELECT pg_notify('tandem_events', '[{"o":"another-instance","t":""}]')`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(what, part string) {
+		t.Helper()
+		for until := time.Now().Add(wait); time.Now().Before(until); {
+			if p := next(time.Until(until)); strings.Contains(p, part) && strings.Contains(p, conv.ID) {
+				return
+			}
+		}
+		t.Fatalf("no notification of %s", what)
+	}
+	waitFor("the typing held back", `"typing"`)
+	res, err := a.PostMessage(ctx, conv.ID, handoff.Author{Role: handoff.RoleAgent, ID: e.user("Peer Agent")}, "hello there", "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the next message", fmt.Sprintf(`"seq":%d`, res.Message.Seq))
 }

@@ -37,6 +37,10 @@ type Options struct {
 	// retention run is due; default 1h.
 	RetentionEvery time.Duration
 	Attachments    AttachmentOptions
+	// PeerWindow is how long an instance must hear no other instance
+	// before it stops sending notifications that nobody would receive;
+	// default 10 s. Instances say hello four times a window.
+	PeerWindow time.Duration
 }
 
 // Service is the conversation core: it stores messages with their seq,
@@ -123,9 +127,10 @@ func NewService(pool *pgxpool.Pool, responder Responder, opt Options) *Service {
 	s.hooks = newWebhooks(pool, opt.Webhooks, opt.Logger, opt.Now)
 	s.sweepCtx, s.sweepStop = context.WithCancel(context.Background())
 	origin := uuid.NewString()
-	s.pub = newPublisher(pool, opt.Logger, s.hub, origin)
+	peers := newPeers(opt.PeerWindow)
+	s.pub = newPublisher(pool, opt.Logger, s.hub, origin, peers)
 	s.listener = &Listener{pool: pool, hub: s.hub, log: opt.Logger, ready: make(chan struct{}),
-		self: `[{"o":"` + origin + `"`,
+		self: `[{"o":"` + origin + `"`, peers: peers, hello: helloPayload(origin),
 		load: func(ctx context.Context, id string, seq int64) (*Message, error) {
 			return s.store.messageBySeq(ctx, id, seq)
 		}}

@@ -22,7 +22,7 @@ import (
 type BotOptions struct {
 	Rate       float64       // turns per second
 	Duration   time.Duration // measured time
-	Warmup     time.Duration // turns before measuring; default 3 s
+	Warmup     time.Duration // turns before measuring; default 3 s, and at least until the server has run serverSettle
 	Examples   string        // knowledge to load (the demo's examples folder)
 	Latency    time.Duration // the fake LLM's time to its first chunk; default 60 ms
 	TokenDelay time.Duration // between streamed tokens; default 10 ms
@@ -80,6 +80,7 @@ func (c *Config) BotTurns(ctx context.Context, o BotOptions) ([]Result, error) {
 	if err := c.ingest(ctx, dbURL, o.Examples); err != nil {
 		return nil, err
 	}
+	started := time.Now()
 	p, err := c.startTandem(ctx, "tandem", dbURL, c.addr(0), "LLM_BASE_URL="+fake.URL(), "LLM_API_KEY=loadgen",
 		"LLM_MODEL=fake-model", "TANDEM_DB_MAX_CONNS=40")
 	if err != nil {
@@ -97,6 +98,11 @@ func (c *Config) BotTurns(ctx context.Context, o BotOptions) ([]Result, error) {
 	convs, err := NewClient(p.URL).CreateConversations(ctx, nConvs, 32)
 	if err != nil {
 		return nil, err
+	}
+	// What is measured is a server past its start-up: the warm-up runs
+	// until the server is serverSettle old.
+	if settled := time.Until(started.Add(serverSettle)); o.Warmup < settled {
+		o.Warmup = settled.Round(time.Second)
 	}
 	total := int(o.Rate * (o.Warmup + o.Duration).Seconds())
 	var (
@@ -255,6 +261,11 @@ func (c *Config) BotTurns(ctx context.Context, o BotOptions) ([]Result, error) {
 	logf(c.Log, "bot: %s", pr)
 	return []Result{dr, tr, pr}, nil
 }
+
+// serverSettle is how long a server takes to settle after it starts:
+// the first ten seconds it notifies every event to other instances, until
+// it knows that there are none (handoff's peer window).
+const serverSettle = 12 * time.Second
 
 // turnFake is the fake LLM of the bot scenarios: each streamed answer
 // comes after latency, tokens tokens tokenDelay apart, citing the first

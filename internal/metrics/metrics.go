@@ -71,6 +71,11 @@ var (
 	NotifyDropped = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tandem_notify_dropped_total", Help: "Events not published because the publish queue was full.",
 	})
+	// NotifySkipped counts notifications not sent because no other
+	// instance was listening (handoff's peers).
+	NotifySkipped = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tandem_notify_skipped_total", Help: "Notifications not sent because no other instance was listening.",
+	})
 	// NotifyReconnects counts reconnections of the LISTEN connection.
 	NotifyReconnects = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tandem_notify_reconnects_total", Help: "Reconnections of the LISTEN/NOTIFY connection.",
