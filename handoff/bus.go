@@ -132,13 +132,33 @@ func (p *Publisher) run(ctx context.Context) error {
 		case <-joined:
 			// Another instance has said hello: it gets what it may
 			// have missed while its hello was on the way.
-			for _, payload := range p.unsent.take(time.Now()) {
-				if err := p.notify(ctx, pc, payload); err != nil {
-					return err
-				}
+			batch = batch[:0]
+			for _, env := range p.unsent.take(time.Now()) {
+				batch = append(batch, encodeEnvelope(env))
+			}
+			if err := p.send(ctx, pc, batch); err != nil {
+				return err
 			}
 			continue
 		case first = <-p.in:
+		}
+		if now := time.Now(); p.peers != nil && p.peers.alone(now) {
+			// Nobody would receive it: kept (not encoded) for a
+			// newcomer's replay, with whatever else is waiting.
+			n := 1
+			p.unsent.add(now, first)
+		rest:
+			for {
+				select {
+				case env := <-p.in:
+					p.unsent.add(now, env)
+					n++
+				default:
+					break rest
+				}
+			}
+			metrics.NotifySkipped.Add(float64(n))
+			continue
 		}
 		batch, size = batch[:0], 2
 		add := func(env envelope) {
@@ -182,25 +202,37 @@ func (p *Publisher) run(ctx context.Context) error {
 		if timer != nil {
 			timer.Stop()
 		}
-		// Split into notifications under the payload limit.
-		for len(batch) > 0 {
-			n, sz := 0, 2
-			for n < len(batch) && (n == 0 || sz+len(batch[n])+1 <= maxNotifyPayload) {
-				sz += len(batch[n]) + 1
-				n++
-			}
-			payload, _ := json.Marshal(batch[:n])
-			batch = batch[n:]
-			if now := time.Now(); p.peers != nil && p.peers.alone(now) {
-				p.unsent.add(now, string(payload))
-				metrics.NotifySkipped.Inc()
-				continue
-			}
-			if err := p.notify(ctx, pc, string(payload)); err != nil {
-				return err
-			}
+		if err := p.send(ctx, pc, batch); err != nil {
+			return err
 		}
 	}
+}
+
+// send sends encoded envelopes, as few notifications under the payload
+// limit as they fit in. Each envelope is json.Marshal's compact output,
+// so the array is joined as it is rather than checked again.
+func (p *Publisher) send(ctx context.Context, pc *pgx.Conn, batch []json.RawMessage) error {
+	var payload []byte
+	for len(batch) > 0 {
+		n, sz := 0, 2
+		for n < len(batch) && (n == 0 || sz+len(batch[n])+1 <= maxNotifyPayload) {
+			sz += len(batch[n]) + 1
+			n++
+		}
+		payload = append(payload[:0], '[')
+		for i, b := range batch[:n] {
+			if i > 0 {
+				payload = append(payload, ',')
+			}
+			payload = append(payload, b...)
+		}
+		payload = append(payload, ']')
+		if err := p.notify(ctx, pc, string(payload)); err != nil {
+			return err
+		}
+		batch = batch[n:]
+	}
+	return nil
 }
 
 func (p *Publisher) notify(ctx context.Context, pc *pgx.Conn, payload string) error {

@@ -98,17 +98,17 @@ func helloPayload(origin string) string {
 	return string(b)
 }
 
-// unsent keeps the notifications the publisher left unsent for
-// replayWindow, oldest first.
+// unsent keeps the events the publisher did not send for replayWindow,
+// oldest first.
 type unsent struct {
-	at       []time.Time
-	payloads []string
+	at   []time.Time
+	envs []envelope
 }
 
-func (u *unsent) add(now time.Time, payload string) {
+func (u *unsent) add(now time.Time, env envelope) {
 	u.trim(now)
 	u.at = append(u.at, now)
-	u.payloads = append(u.payloads, payload)
+	u.envs = append(u.envs, env)
 }
 
 // trim forgets what is older than replayWindow.
@@ -119,14 +119,16 @@ func (u *unsent) trim(now time.Time) {
 	}
 	if n > 0 {
 		u.at = append(u.at[:0], u.at[n:]...)
-		u.payloads = append(u.payloads[:0], u.payloads[n:]...)
+		m := copy(u.envs, u.envs[n:])
+		clear(u.envs[m:]) // let the events go
+		u.envs = u.envs[:m]
 	}
 }
 
 // take returns what is still within replayWindow and forgets it.
-func (u *unsent) take(now time.Time) []string {
+func (u *unsent) take(now time.Time) []envelope {
 	u.trim(now)
-	out := u.payloads
-	u.at, u.payloads = nil, nil
+	out := u.envs
+	u.at, u.envs = nil, nil
 	return out
 }

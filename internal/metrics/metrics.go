@@ -71,10 +71,10 @@ var (
 	NotifyDropped = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tandem_notify_dropped_total", Help: "Events not published because the publish queue was full.",
 	})
-	// NotifySkipped counts notifications not sent because no other
-	// instance was listening (handoff's peers).
+	// NotifySkipped counts events not sent to other instances because
+	// none was listening (handoff's peers).
 	NotifySkipped = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "tandem_notify_skipped_total", Help: "Notifications not sent because no other instance was listening.",
+		Name: "tandem_notify_skipped_total", Help: "Events not sent to other instances because none was listening.",
 	})
 	// NotifyReconnects counts reconnections of the LISTEN connection.
 	NotifyReconnects = promauto.NewCounter(prometheus.CounterOpts{
