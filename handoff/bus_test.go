@@ -177,3 +177,41 @@ func TestNotifyOnlyWithPeers(t *testing.T) {
 	}
 	waitFor("the next message", fmt.Sprintf(`"seq":%d`, res.Message.Seq))
 }
+
+// TestPeerStartsLate: an instance that has been alone long enough to stop
+// notifying still gets its events to an instance that starts later: the
+// newcomer's hello goes out before it is ready, and what the first sent
+// meanwhile is replayed.
+func TestPeerStartsLate(t *testing.T) {
+	e := newEnv(t)
+	const window = 200 * time.Millisecond
+	a := e.serviceWith(handoff.Options{Routing: fastRouting, PeerWindow: window})
+	ctx := context.Background()
+	conv, _, err := a.CreateConversation(ctx, handoff.Customer{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * window) // A is alone now
+	b := e.serviceWith(handoff.Options{Routing: fastRouting, PeerWindow: window})
+	var onB recorder
+	sub := b.SubscribeFunc(conv.ID, onB.push, nil)
+	defer sub.Close()
+	// Right away, before A may have read B's hello.
+	agent := handoff.Author{Role: handoff.RoleAgent, ID: e.user("Peer Agent")}
+	res, err := a.PostMessage(ctx, conv.ID, agent, "first", "late1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B got A's message", func() bool {
+		return onB.count(func(ev handoff.Event) bool { return ev.Type == handoff.EventMessage && ev.Seq == res.Message.Seq }) == 1
+	})
+	// Long after, with both beating, A still notifies B.
+	time.Sleep(3 * window)
+	res, err = a.PostMessage(ctx, conv.ID, agent, "second", "late2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B got A's later message", func() bool {
+		return onB.count(func(ev handoff.Event) bool { return ev.Type == handoff.EventMessage && ev.Seq == res.Message.Seq }) == 1
+	})
+}
