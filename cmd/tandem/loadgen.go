@@ -59,6 +59,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	agents := fs.Int("agents", 50, "messages: agents sharing the conversations")
 	duration := fs.Duration("duration", 20*time.Second, "messages, bot: measured time (per rate)")
 	rate := fs.Float64("rate", 200, "bot: turns per second")
+	runs := fs.Int("runs", 1, "bot: runs, each with a server of its own; with more than one, a row of each figure's median follows")
 	newConvs := fs.Float64("new", 100, "burst: new conversations per second")
 	msgRate := fs.Float64("msgs", 500, "burst: customer messages per second")
 	burstFor := fs.Duration("for", time.Minute, "burst: how long new conversations keep coming")
@@ -90,7 +91,14 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case "burst":
 		results, err = cfg.Burst(ctx, loadgen.BurstOptions{NewPerSecond: *newConvs, MessagesPerSecond: *msgRate, Duration: *burstFor, Window: *window, Examples: *examples, LLM: *burstLLM})
 	case "bot":
-		results, err = cfg.BotTurns(ctx, loadgen.BotOptions{Rate: *rate, Duration: *duration, Examples: *examples})
+		var all [][]loadgen.Result
+		for k := 1; k <= *runs && err == nil; k++ {
+			var rs []loadgen.Result
+			if rs, err = cfg.BotTurns(ctx, loadgen.BotOptions{Rate: *rate, Duration: *duration, Examples: *examples}); err == nil {
+				all = append(all, rs)
+			}
+		}
+		results = loadgen.Runs(all)
 	case "startup":
 		results, err = cfg.Startup(ctx)
 	default:

@@ -91,3 +91,52 @@ func logf(w io.Writer, format string, args ...any) {
 		fmt.Fprintf(w, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 	}
 }
+
+// Runs gathers the results of repeated runs of one scenario: with one
+// run, its results; with more, every run's (named …/run=k) and then, for
+// each result, a row of each figure's median over the runs (…/median-of-n).
+// On a shared machine a single run's tail can be two to five times
+// another's; the median row is the steadier figure, and the runs beside
+// it show the spread.
+func Runs(runs [][]Result) []Result {
+	if len(runs) <= 1 {
+		if len(runs) == 0 {
+			return nil
+		}
+		return runs[0]
+	}
+	var out []Result
+	for k, rs := range runs {
+		for _, r := range rs {
+			r.Name = fmt.Sprintf("%s/run=%d", r.Name, k+1)
+			out = append(out, r)
+		}
+	}
+	for i, first := range runs[0] {
+		med := Result{Name: fmt.Sprintf("%s/median-of-%d", first.Name, len(runs)), N: first.N}
+		for j, m := range first.Metrics {
+			var vs []float64
+			for _, rs := range runs {
+				if i < len(rs) && j < len(rs[i].Metrics) && rs[i].Metrics[j].Unit == m.Unit {
+					vs = append(vs, rs[i].Metrics[j].Value)
+				}
+			}
+			med.Add(median(vs), m.Unit)
+		}
+		out = append(out, med)
+	}
+	return out
+}
+
+// median of vs (the mean of the middle two for an even count).
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
