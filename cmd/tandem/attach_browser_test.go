@@ -95,18 +95,7 @@ func TestBrowserAttachments(t *testing.T) {
 	agent := newTab(t, bctx, s.URL(), desktop, true)
 	agent.open("/console")
 	agent.signIn("agent@example.com")
-	sel := fmt.Sprintf(`li[data-id="%s"] button`, conv.ID)
-	agent.waitFor(fmt.Sprintf(`!!document.querySelector('#mine %s, #queue %s')`, sel, sel), "the conversation on the console")
-	var inQueue bool
-	agent.eval(fmt.Sprintf(`!!document.querySelector('#queue %s')`, sel), &inQueue)
-	if inQueue {
-		var preview string
-		agent.eval(fmt.Sprintf(`document.querySelector('#queue li[data-id="%s"]').textContent`, conv.ID), &preview)
-		t.Logf("queue entry: %s", preview)
-		agent.do(chromedp.Click(chromedp.CSS("#queue " + sel)))
-	} else {
-		agent.do(chromedp.Click(chromedp.CSS("#mine " + sel)))
-	}
+	agent.openConversation(conv.ID)
 	const agentSeesPhoto = `#thread .line.customer img.att-thumb`
 	agent.waitFor(loadedImg(agentSeesPhoto), "the customer's photo in the console")
 	agent.eval(fmt.Sprintf(`(() => { const i = document.querySelector(%q); return {w: i.naturalWidth, h: i.naturalHeight} })()`, agentSeesPhoto), &size)

@@ -176,6 +176,23 @@ func (tb *tab) eval(js string, v any) {
 	}
 }
 
+// openConversation waits for a conversation's entry on the console, in
+// "mine" or in the queue, and clicks it in one step of the page's own: the
+// console redraws its lists as events come, so a node found first and
+// clicked after may be gone ("Could not find node with given id", seen on a
+// queue entry). It reports whether the entry was in the queue.
+func (tb *tab) openConversation(convID string) (queued bool) {
+	tb.t.Helper()
+	sel := fmt.Sprintf(`li[data-id="%s"] button`, convID)
+	tb.waitFor(fmt.Sprintf(`!!document.querySelector('#mine %[1]s, #queue %[1]s')`, sel), "the conversation on the console")
+	tb.eval(fmt.Sprintf(`(() => {
+		const b = document.querySelector('#mine %[1]s') || document.querySelector('#queue %[1]s');
+		b.click();
+		return !!b.closest('#queue');
+	})()`, sel), &queued)
+	return queued
+}
+
 // waitFor polls a JavaScript predicate until it is true.
 func (tb *tab) waitFor(js, what string) {
 	tb.t.Helper()
@@ -646,16 +663,11 @@ func TestBrowser(t *testing.T) {
 
 		// The console gets it: assigned at once (the agent is online) or
 		// waiting in the queue for a claim.
-		sel := fmt.Sprintf(`li[data-id="%s"] button`, conv.ID)
-		agent.waitFor(fmt.Sprintf(`!!document.querySelector('#mine %s, #queue %s')`, sel, sel), "the conversation on the console")
-		var queued bool
-		agent.eval(fmt.Sprintf(`!!document.querySelector('#queue %s')`, sel), &queued)
-		if queued {
-			agent.do(chromedp.Click(chromedp.CSS("#queue " + sel)))
-			agent.waitFor(`[...document.querySelectorAll('.thread-head button')].some(b => b.textContent === 'Claim')`, "the claim button")
-			agent.eval(`[...document.querySelectorAll('.thread-head button')].find(b => b.textContent === 'Claim').click()`, nil)
-		} else {
-			agent.do(chromedp.Click(chromedp.CSS("#mine " + sel)))
+		if agent.openConversation(conv.ID) {
+			// Auto-assignment may take it meanwhile: then there is
+			// nothing to claim.
+			agent.waitFor(`document.querySelector('#thread-state')?.textContent === 'Yours' || [...document.querySelectorAll('.thread-head button')].some(b => b.textContent === 'Claim')`, "the claim button")
+			agent.eval(`[...document.querySelectorAll('.thread-head button')].find(b => b.textContent === 'Claim')?.click()`, nil)
 		}
 		agent.waitFor(`document.querySelector('#thread-state')?.textContent === 'Yours'`, "the conversation to be the agent's")
 		tr, err := s.Conv.Transcript(context.Background(), conv.ID)

@@ -46,6 +46,14 @@ func TestMetricsSummary(t *testing.T) {
 		}
 	})
 	t.Run("CSV", func(t *testing.T) {
+		// The days are Berlin's here: from 23:00 UTC, Berlin is a day
+		// ahead, and UTC's dates would leave the conversation out.
+		berlin, err := time.LoadLocation("Europe/Berlin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().In(berlin)
+		path := "/api/v1/metrics/summary?from=" + now.Format("2006-01-02") + "&to=" + now.AddDate(0, 0, 1).Format("2006-01-02")
 		r := s.do(t, "GET", path+"&format=csv&tz=Europe/Berlin", admin, nil).expect(t, http.StatusOK)
 		if !strings.HasPrefix(r.header.Get("Content-Type"), "text/csv") || !strings.Contains(r.header.Get("Content-Disposition"), "attachment") {
 			t.Fatalf("CSV headers %v", r.header)
