@@ -33,13 +33,12 @@ func (b *Bot) Prepare(ctx context.Context, text string) handoff.Prepared {
 	if b.llm == nil {
 		return nil
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	p := &prefetch{text: pii.Redact(text), cancel: cancel, done: make(chan struct{})}
-	if p.text == "" {
-		close(p.done)
-		p.err = context.Canceled
-		return p
+	clean := pii.Redact(text)
+	if clean == "" {
+		return nil
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	p := &prefetch{text: clean, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		p.hits, p.err = b.search.Search(ctx, retrieval.SearchRequest{Text: p.text, K: answerHits})

@@ -342,16 +342,17 @@ func (l *Listener) listen(ctx context.Context, first *bool) error {
 		wctx, cancel := context.WithDeadline(ctx, nextBeat)
 		n, err := pc.WaitForNotification(wctx)
 		cancel()
-		if now := time.Now(); !now.Before(nextBeat) && ctx.Err() == nil {
-			// A wait cut short by its deadline leaves the connection
-			// usable (pgx sets a read deadline, and a timeout is not fatal).
+		// A wait cut short by its deadline leaves the connection usable
+		// (pgx sets a read deadline, and a timeout is not fatal).
+		beat := err != nil && ctx.Err() == nil && wctx.Err() != nil
+		if now := time.Now(); beat || !now.Before(nextBeat) {
 			if err := l.sayHello(ctx, pc); err != nil {
 				return err
 			}
 			nextBeat = now.Add(l.peers.beat)
-			if err != nil && wctx.Err() != nil {
-				continue
-			}
+		}
+		if beat {
+			continue
 		}
 		if err != nil {
 			return err

@@ -98,12 +98,8 @@ func TestPublishOnceEverywhere(t *testing.T) {
 func TestNotifyOnlyWithPeers(t *testing.T) {
 	e := newEnv(t)
 	const window = 300 * time.Millisecond
-	a := e.serviceWith(handoff.Options{Routing: fastRouting, PeerWindow: window})
+	a, conv := e.windowed(window)
 	ctx := context.Background()
-	conv, _, err := a.CreateConversation(ctx, handoff.Customer{}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A plain listener, which is not an instance: it says nothing.
 	watch, err := pgx.Connect(ctx, e.url)
 	if err != nil {
@@ -185,33 +181,36 @@ func TestNotifyOnlyWithPeers(t *testing.T) {
 func TestPeerStartsLate(t *testing.T) {
 	e := newEnv(t)
 	const window = 200 * time.Millisecond
-	a := e.serviceWith(handoff.Options{Routing: fastRouting, PeerWindow: window})
-	ctx := context.Background()
-	conv, _, err := a.CreateConversation(ctx, handoff.Customer{}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, conv := e.windowed(window)
 	time.Sleep(3 * window) // A is alone now
 	b := e.serviceWith(handoff.Options{Routing: fastRouting, PeerWindow: window})
 	var onB recorder
 	sub := b.SubscribeFunc(conv.ID, onB.push, nil)
 	defer sub.Close()
-	// Right away, before A may have read B's hello.
 	agent := handoff.Author{Role: handoff.RoleAgent, ID: e.user("Peer Agent")}
-	res, err := a.PostMessage(ctx, conv.ID, agent, "first", "late1")
-	if err != nil {
-		t.Fatal(err)
+	reachesB := func(text, client string) {
+		t.Helper()
+		res, err := a.PostMessage(context.Background(), conv.ID, agent, text, client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "B got A's message "+client, func() bool {
+			return onB.count(func(ev handoff.Event) bool { return ev.Type == handoff.EventMessage && ev.Seq == res.Message.Seq }) == 1
+		})
 	}
-	eventually(t, "B got A's message", func() bool {
-		return onB.count(func(ev handoff.Event) bool { return ev.Type == handoff.EventMessage && ev.Seq == res.Message.Seq }) == 1
-	})
-	// Long after, with both beating, A still notifies B.
+	reachesB("first", "late1") // right away, before A may have read B's hello
 	time.Sleep(3 * window)
-	res, err = a.PostMessage(ctx, conv.ID, agent, "second", "late2")
+	reachesB("second", "late2") // long after, with both beating
+}
+
+// windowed starts an instance with the given peer window, and a
+// conversation on it.
+func (e *env) windowed(window time.Duration) (*handoff.Service, *handoff.Conversation) {
+	e.t.Helper()
+	svc := e.serviceWith(handoff.Options{Routing: fastRouting, PeerWindow: window})
+	conv, _, err := svc.CreateConversation(context.Background(), handoff.Customer{}, false)
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	eventually(t, "B got A's later message", func() bool {
-		return onB.count(func(ev handoff.Event) bool { return ev.Type == handoff.EventMessage && ev.Seq == res.Message.Seq }) == 1
-	})
+	return svc, conv
 }

@@ -81,8 +81,7 @@ func (c *Config) BotTurns(ctx context.Context, o BotOptions) ([]Result, error) {
 		return nil, err
 	}
 	started := time.Now()
-	p, err := c.startTandem(ctx, "tandem", dbURL, c.addr(0), "LLM_BASE_URL="+fake.URL(), "LLM_API_KEY=loadgen",
-		"LLM_MODEL=fake-model", "TANDEM_DB_MAX_CONNS=40")
+	p, err := c.startTandem(ctx, "tandem", dbURL, c.addr(0), append(fakeEnv(fake), "TANDEM_DB_MAX_CONNS=40")...)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +101,7 @@ func (c *Config) BotTurns(ctx context.Context, o BotOptions) ([]Result, error) {
 	// What is measured is a server past its start-up: the warm-up runs
 	// until the server is serverSettle old.
 	if settled := time.Until(started.Add(serverSettle)); o.Warmup < settled {
-		o.Warmup = settled.Round(time.Second)
+		o.Warmup = (settled + time.Second - 1).Truncate(time.Second)
 	}
 	total := int(o.Rate * (o.Warmup + o.Duration).Seconds())
 	var (
@@ -286,6 +285,11 @@ func turnFake(latency, tokenDelay time.Duration, tokens int) *llmfake.Server {
 		return answer
 	})
 	return fake
+}
+
+// fakeEnv points a server at fake, the bot scenarios' LLM.
+func fakeEnv(fake *llmfake.Server) []string {
+	return []string{"LLM_BASE_URL=" + fake.URL(), "LLM_API_KEY=loadgen", "LLM_MODEL=fake-model"}
 }
 
 // directRun is the baseline: the fake called straight, latencies minus

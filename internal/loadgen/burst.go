@@ -62,7 +62,7 @@ func (c *Config) Burst(ctx context.Context, o BurstOptions) ([]Result, error) {
 	if o.LLM {
 		fake := turnFake(60*time.Millisecond, 10*time.Millisecond, 20)
 		defer fake.Close()
-		env = append(env, "LLM_BASE_URL="+fake.URL(), "LLM_API_KEY=loadgen", "LLM_MODEL=fake-model")
+		env = append(env, fakeEnv(fake)...)
 		prefix = "Burst/llm"
 	}
 	var insts []*Proc

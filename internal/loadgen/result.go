@@ -99,10 +99,10 @@ func logf(w io.Writer, format string, args ...any) {
 // another's; the median row is the steadier figure, and the runs beside
 // it show the spread.
 func Runs(runs [][]Result) []Result {
-	if len(runs) <= 1 {
-		if len(runs) == 0 {
-			return nil
-		}
+	switch len(runs) {
+	case 0:
+		return nil
+	case 1:
 		return runs[0]
 	}
 	var out []Result
