@@ -25,8 +25,9 @@ soak: build
 	@bash scripts/soak.sh
 
 # Hybrid search over 1,000,000 chunks (and the bot's turn over them): too
-# long for make bench (an hour or more on 2 cores); its own block in
-# docs/benchmarks.md. The HNSW build gets 8 GB of maintenance_work_mem.
+# long to share make bench's 15 minutes (14 minutes on its own on 2 cores,
+# 8 of them the HNSW build); its own block in docs/benchmarks.md. The HNSW
+# build gets 8 GB of maintenance_work_mem.
 bench-1m: build
 	@BENCH_ONLY=search BENCH_BLOCK="make bench-1m" TANDEM_BENCH_SEARCH_CHUNKS=1000000 \
 		TANDEM_BENCH_MAINTENANCE_WORK_MEM=8GB bash scripts/bench.sh

@@ -77,8 +77,10 @@ if want search; then
   kburl=$(echo "$TANDEM_TEST_DATABASE_URL" | sed -E "s#^(postgres(ql)?://[^/]*/)[^?]*#\1$kb#")
   chunks=${TANDEM_BENCH_SEARCH_CHUNKS:-100000}
   step "hybrid search over $chunks chunks (TANDEM_BENCH_SEARCH_HNSW=16:64,32:128 adds a build)"
+  # -v shows the benchmark's log as it goes: corpus, load, exact search
+  # and its check against PostgreSQL's, each build.
   TANDEM_BENCH_DATABASE_URL=$kburl TANDEM_BENCH_SEARCH_CHUNKS=$chunks \
-    go test -run '^$' -bench 'BenchmarkSearch$' -benchtime 600x -count 1 -timeout 120m ./retrieval/ | tee -a "$out"
+    go test -v -run '^$' -bench 'BenchmarkSearch$' -benchtime 600x -count 1 -timeout 120m ./retrieval/ | grep --line-buffered -v '^=== ' | tee -a "$out"
   step "the bot's local turn over the same $chunks chunks"
   TANDEM_BENCH_DATABASE_URL=$kburl TANDEM_BENCH_CHUNKS=$chunks \
     go test -run '^$' -bench 'TurnLocal' -benchtime 2000x -count 1 -timeout 60m ./bot/ | tee -a "$out"
