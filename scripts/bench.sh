@@ -40,6 +40,13 @@ load_start=$(cut -d' ' -f1 /proc/loadavg)
 
 go build -o bin/tandem ./cmd/tandem
 go build -o bin/wspeer ./scripts/wspeer
+if want load; then
+  # Centrifugo, the peer the issue names for connections, built from Go
+  # modules at a fixed version (scripts/centrifugo/go.mod, a module of its
+  # own so that its dependencies stay out of Tandem's); about a minute the
+  # first time, cached after.
+  (cd scripts/centrifugo && go build -o ../../bin/centrifugo github.com/centrifugal/centrifugo/v5)
+fi
 
 if want load; then
   # tandem loadgen runs bin/tandem as the server (two instances where it
@@ -51,10 +58,10 @@ if want load; then
   # so 50,000 are spread over three instances on one database (and three
   # peer processes), each at 16,667; the client ends are held by child
   # processes of the load generator, 16,000 at most each.
-  step "idle customer WebSockets, Tandem and a gorilla/websocket echo server"
-  bin/tandem loadgen sockets --counts 10000,19000 --peer bin/wspeer | tee -a "$out"
-  step "50,000 idle customer WebSockets over 3 instances (3 peers)"
-  bin/tandem loadgen sockets --counts 50000 --instances 3 --peer bin/wspeer | tee -a "$out"
+  step "idle customer WebSockets: Tandem, a gorilla/websocket echo server, Centrifugo"
+  bin/tandem loadgen sockets --counts 10000,19000 --peer bin/wspeer --centrifugo bin/centrifugo | tee -a "$out"
+  step "50,000 idle customer WebSockets over 3 instances (3 of each peer)"
+  bin/tandem loadgen sockets --counts 50000 --instances 3 --peer bin/wspeer --centrifugo bin/centrifugo | tee -a "$out"
   step "message path: customer on instance A to agent on instance B"
   bin/tandem loadgen messages --rates 1000,3000 --duration 20s | tee -a "$out"
   step "burst: 100 new conversations and 500 messages a second for a minute"

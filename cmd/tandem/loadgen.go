@@ -22,7 +22,7 @@ PostgreSQL server given by --database, drives it, and prints the figures,
 one "BenchmarkLoad..." line each (make bench collects them).
 
 Scenarios:
-  sockets    memory per idle customer WebSocket (--counts, --peer, --instances)
+  sockets    memory per idle customer WebSocket (--counts, --peer, --centrifugo, --instances)
   messages   customer messages to an agent on another instance at fixed rates (--rates)
   burst      new conversations and their messages at fixed rates (--new, --msgs, --for)
   bot        bot turns against a fake LLM: what Tandem adds to its time (--rate)
@@ -52,6 +52,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&cfg.PProfDir, "pprof-dir", "", "write the servers' heap and CPU profiles into this folder")
 	counts := fs.String("counts", "10000,19000", "sockets: connection counts to measure at")
 	peer := fs.String("peer", "", "sockets: a peer server binary to measure the same way (scripts/wspeer)")
+	centrifugo := fs.String("centrifugo", "", "sockets: a Centrifugo (v5) server binary to measure the same way, each socket a client subscribed to a channel (scripts/centrifugo builds one)")
 	instances := fs.Int("instances", 1, "sockets: spread the sockets over this many server processes (Tandem instances on one database, as many peers), for more than one process may hold")
 	settle := fs.Duration("settle", 5*time.Second, "sockets: wait after opening before reading memory")
 	rates := fs.String("rates", "1000,3000", "messages: messages per second to measure at")
@@ -81,7 +82,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case "sockets":
 		var ns []int
 		if ns, err = intList(*counts); err == nil {
-			results, err = cfg.Sockets(ctx, loadgen.SocketsOptions{Counts: ns, Peer: *peer, Settle: *settle, Instances: *instances})
+			results, err = cfg.Sockets(ctx, loadgen.SocketsOptions{Counts: ns, Peer: *peer, Centrifugo: *centrifugo, Settle: *settle, Instances: *instances})
 		}
 	case "messages":
 		var rs []int

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,7 +36,9 @@ const perHolder = 16000
 //	open WORKERS COUNT   followed by COUNT lines of ws:// URLs: opens them,
 //	                     WORKERS at a time; answers "opened TOTAL" (the
 //	                     sockets it holds) or "error MESSAGE" (the first
-//	                     failure)
+//	                     failure). A URL ending in "#centrifugo:CHANNEL"
+//	                     is a Centrifugo server's: the socket joins it as
+//	                     a client subscribed to CHANNEL (centrifugoJoin)
 //	closed               answers "closed K": how many of its sockets the
 //	                     server has closed so far
 //
@@ -75,18 +78,33 @@ func HoldSockets(ctx context.Context, in io.Reader, out io.Writer) error {
 				return fmt.Errorf("loadgen: holder: %d of %d URLs before the end of input", len(urls), count)
 			}
 			err := parallel(ctx, count, min(workers, max(count, 1)), func(i int) error {
-				ws, err := d.Dial(ctx, urls[i])
+				u, channel, centrifugo := strings.Cut(urls[i], "#centrifugo:")
+				ws, err := d.Dial(ctx, u)
 				if err != nil {
 					return err
 				}
 				mu.Lock()
 				conns = append(conns, ws)
 				mu.Unlock()
+				if centrifugo {
+					if err := centrifugoJoin(ws, channel); err != nil {
+						return err
+					}
+				}
 				go func() {
 					for {
-						if _, _, err := ws.ReadMessage(); err != nil {
+						_, msg, err := ws.ReadMessage()
+						if err != nil {
 							closed.Add(1)
 							return
+						}
+						// Centrifugo's ping is an empty command, answered in kind
+						// (only this goroutine writes once the socket is open).
+						if centrifugo && string(msg) == "{}" {
+							if ws.WriteMessage(websocket.TextMessage, msg) != nil {
+								closed.Add(1)
+								return
+							}
 						}
 					}
 				}()
@@ -107,6 +125,41 @@ func HoldSockets(ctx context.Context, in io.Reader, out io.Writer) error {
 		}
 	}
 	return sc.Err()
+}
+
+// centrifugoJoin makes ws a Centrifugo client subscribed to channel, as a
+// Tandem customer's socket is subscribed to its conversation: it sends the
+// connect and subscribe commands (Centrifugo's JSON protocol, two commands
+// in one frame) and waits for both replies, failing on an error reply.
+func centrifugoJoin(ws *websocket.Conn, channel string) error {
+	cmd := fmt.Sprintf("{\"id\":1,\"connect\":{}}\n{\"id\":2,\"subscribe\":{\"channel\":%q}}", channel)
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(cmd)); err != nil {
+		return err
+	}
+	ws.SetReadDeadline(time.Now().Add(15 * time.Second))
+	defer ws.SetReadDeadline(time.Time{})
+	for answered := 0; answered < 2; {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			return fmt.Errorf("centrifugo: %w", err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(msg)), "\n") {
+			var reply struct {
+				ID    int             `json:"id"`
+				Error json.RawMessage `json:"error"`
+			}
+			if err := json.Unmarshal([]byte(line), &reply); err != nil {
+				return fmt.Errorf("centrifugo: reply %q: %w", line, err)
+			}
+			if len(reply.Error) > 0 {
+				return fmt.Errorf("centrifugo: command %d: %s", reply.ID, reply.Error)
+			}
+			if reply.ID == 1 || reply.ID == 2 {
+				answered++
+			}
+		}
+	}
+	return nil
 }
 
 // holder is the parent's end of one HoldSockets process.

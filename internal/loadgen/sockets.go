@@ -61,9 +61,13 @@ func (c *Config) startTandem(ctx context.Context, name, dbURL, addr string, extr
 
 // SocketsOptions shape the idle-connection measurement.
 type SocketsOptions struct {
-	Counts []int         // connection counts to measure at, ascending
-	Peer   string        // a peer server binary to measure the same way ("" for none)
-	Settle time.Duration // wait after opening before reading memory
+	Counts []int  // connection counts to measure at, ascending
+	Peer   string // a peer server binary to measure the same way ("" for none)
+	// Centrifugo is a Centrifugo server binary (v5) to measure the same
+	// way, each socket a client subscribed to a channel of its own ("" for
+	// none).
+	Centrifugo string
+	Settle     time.Duration // wait after opening before reading memory
 	// Instances spreads the sockets evenly over this many server processes
 	// (Tandem instances on one database; as many peer processes), for
 	// counts beyond what one process may hold here. Default 1.
@@ -139,37 +143,93 @@ func (c *Config) Sockets(ctx context.Context, o SocketsOptions) ([]Result, error
 		p.Stop()
 	}
 	out := tandem
-	if o.Peer != "" {
-		var peers []*Proc
-		defer func() {
-			for _, p := range peers {
-				p.Stop()
-			}
-		}()
-		for j := range o.Instances {
-			addr := c.addr(o.Instances + j)
-			peer, err := Start(ctx, procName("peer", j, o.Instances), []string{o.Peer, "-addr", addr}, nil, addr, "/healthz", 30*time.Second)
-			if err != nil {
-				return nil, err
-			}
-			peers = append(peers, peer)
+	for _, peer := range []struct {
+		name, exe string
+		start     func(j int, addr string) (*Proc, error)
+		url       func(base string, i int) string
+	}{
+		{"peer", o.Peer, func(j int, addr string) (*Proc, error) {
+			return Start(ctx, procName("peer", j, o.Instances), []string{o.Peer, "-addr", addr}, nil, addr, "/healthz", 30*time.Second)
+		}, func(base string, i int) string { return base + "/ws" }},
+		{"centrifugo", o.Centrifugo, func(j int, addr string) (*Proc, error) {
+			return startCentrifugo(ctx, procName("centrifugo", j, o.Instances), o.Centrifugo, addr)
+		}, func(base string, i int) string {
+			return fmt.Sprintf("%s/connection/websocket#centrifugo:conv-%d", base, i)
+		}},
+	} {
+		if peer.exe == "" {
+			continue
 		}
-		purls := make([]string, maxN)
-		for i := range purls {
-			purls[i] = wsURL(peers[i%o.Instances].URL) + "/ws"
-		}
-		peerRes, err := c.measureSockets(ctx, "peer", peers, purls, o, false)
+		res, err := c.measurePeer(ctx, peer.name, o, maxN, peer.start, peer.url)
 		if err != nil {
 			return nil, err
 		}
+		// out begins with Tandem's rows (append may have moved them).
 		for i := range tandem {
-			if i < len(peerRes) && len(peerRes[i].Metrics) > 0 && peerRes[i].Metrics[0].Value > 0 {
-				tandem[i].Add(tandem[i].Metrics[0].Value/peerRes[i].Metrics[0].Value, "x-peer")
+			if i < len(res) && len(res[i].Metrics) > 0 && res[i].Metrics[0].Value > 0 {
+				out[i].Add(out[i].Metrics[0].Value/res[i].Metrics[0].Value, "x-"+peer.name)
 			}
 		}
-		out = append(out, peerRes...)
+		out = append(out, res...)
 	}
 	return out, nil
+}
+
+// measurePeer starts o.Instances processes of a peer server (instance j
+// on the j-th free port after Tandem's and earlier peers') and measures
+// it as Tandem was measured; url gives socket i's URL on a process.
+func (c *Config) measurePeer(ctx context.Context, name string, o SocketsOptions, maxN int,
+	start func(j int, addr string) (*Proc, error), url func(base string, i int) string) ([]Result, error) {
+	var procs []*Proc
+	defer func() {
+		for _, p := range procs {
+			p.Stop()
+		}
+	}()
+	for j := range o.Instances {
+		p, err := start(j, c.addr(o.Instances*(1+peerSlot(name))+j))
+		if err != nil {
+			return nil, err
+		}
+		procs = append(procs, p)
+	}
+	urls := make([]string, maxN)
+	for i := range urls {
+		urls[i] = url(wsURL(procs[i%o.Instances].URL), i)
+	}
+	return c.measureSockets(ctx, name, procs, urls, o, false)
+}
+
+// peerSlot orders the peers' ports after Tandem's.
+func peerSlot(name string) int {
+	if name == "centrifugo" {
+		return 1
+	}
+	return 0
+}
+
+// startCentrifugo runs a Centrifugo (v5) server on addr with a
+// configuration of its own: clients connect without a token and may
+// subscribe to any channel (client_insecure), the health check on, logs
+// at error level only.
+func startCentrifugo(ctx context.Context, name, exe, addr string) (*Proc, error) {
+	dir, err := os.MkdirTemp("", "loadgen-centrifugo-")
+	if err != nil {
+		return nil, err
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	cfg := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(cfg, []byte(`{"client_insecure": true, "health": true, "log_level": "error", "allowed_origins": ["*"]}`), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	p, err := Start(ctx, name, []string{exe, "--config", cfg, "--address", host, "--port", port}, nil, addr, "/health", 30*time.Second)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	go func() { <-p.done; os.RemoveAll(dir) }()
+	return p, nil
 }
 
 // procName names instance j of n ("tandem", or "tandem-2" of several).
@@ -187,8 +247,8 @@ func procName(name string, j, n int) string {
 // is a file at both ends), and the ephemeral ports of the eight source
 // addresses the clients dial from.
 func socketBudget(maxN, instances int, peer bool) error {
-	if 2*instances > 10 {
-		return fmt.Errorf("loadgen: --instances %d: the servers and their peers use 2 × instances of the ten ports from --port-base; at most 5", instances)
+	if 3*instances > 10 {
+		return fmt.Errorf("loadgen: --instances %d: the servers and their peers use 3 × instances of the ten ports from --port-base; at most 3", instances)
 	}
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Max < 1<<40 {
