@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh: what `make bench` does: measure Tandem on this machine against
 # the local PostgreSQL (loopback only, each step bounded) and write the
-# figures into the generated block of docs/benchmarks.md. About 15 minutes
+# figures into the generated block of docs/benchmarks.md. 10 to 13 minutes
 # on the 2-core machine; the hand-written sections of docs/benchmarks.md
 # say what each figure means and how it was reached.
 #
