@@ -78,6 +78,8 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var results []loadgen.Result
 	var err error
+	probe := loadgen.Result{Name: "CPUProbe/" + scenario, N: 3}
+	probe.Add(loadgen.CPUProbe(), "before-ms")
 	switch scenario {
 	case "sockets":
 		var ns []int
@@ -106,7 +108,10 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stderr, "tandem loadgen: unknown scenario %q\n\n%s", scenario, loadgenUsage)
 		return errHelp
 	}
-	for _, r := range results {
+	// The same fixed work before and after the scenario: a run made while
+	// the host slowed this machine down shows here (loadgen.CPUProbe).
+	probe.Add(loadgen.CPUProbe(), "after-ms")
+	for _, r := range append(results, probe) {
 		fmt.Fprintln(stdout, r)
 	}
 	return err

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"math"
@@ -72,6 +73,44 @@ func (l Latencies) P(p float64) float64 {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// probeData is what CPUProbe hashes, probeInts what it sorts (a fixed
+// pseudo-random sequence).
+var (
+	probeData = make([]byte, 8<<20)
+	probeInts = func() []uint32 {
+		s := make([]uint32, 1<<19)
+		x := uint32(2463534242)
+		for i := range s {
+			x ^= x << 13
+			x ^= x >> 17
+			x ^= x << 5
+			s[i] = x
+		}
+		return s
+	}()
+)
+
+// CPUProbe times a fixed piece of work on one core, SHA-256 over 8 MB and
+// a sort of half a million integers (branches and memory, as most of a
+// server's work is), and returns the best of three in milliseconds. This virtual machine's host
+// slows it down in spells that /proc does not show (no steal time, no IO
+// wait; the load average and CPU pressure count the benchmark's own
+// work), and the same code then costs a third more CPU: a probe before
+// and after a scenario tells a run made in such a spell from a slower
+// Tandem. Only the figure's change between runs matters, not its value.
+func CPUProbe() float64 {
+	best := time.Duration(math.MaxInt64)
+	ints := make([]uint32, len(probeInts))
+	for range 3 {
+		copy(ints, probeInts)
+		start := time.Now()
+		sha256.Sum256(probeData)
+		slices.Sort(ints)
+		best = min(best, time.Since(start))
+	}
+	return float64(best.Microseconds()) / 1000
+}
 
 // LoadAvg returns the 1-minute load average, for the record beside each
 // figure (the machine is shared).
