@@ -78,8 +78,14 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var results []loadgen.Result
 	var err error
-	probe := loadgen.Result{Name: "CPUProbe/" + scenario, N: 3}
-	probe.Add(loadgen.CPUProbe(), "before-ms")
+	probe := loadgen.Result{Name: "Probe/" + scenario, N: 3}
+	probeNow := func(when string) {
+		probe.Add(loadgen.CPUProbe(), "cpu-"+when+"-ms")
+		p50, worst := loadgen.DiskProbe()
+		probe.Add(p50, "fsync-p50-"+when+"-ms")
+		probe.Add(worst, "fsync-max-"+when+"-ms")
+	}
+	probeNow("before")
 	switch scenario {
 	case "sockets":
 		var ns []int
@@ -109,8 +115,9 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errHelp
 	}
 	// The same fixed work before and after the scenario: a run made while
-	// the host slowed this machine down shows here (loadgen.CPUProbe).
-	probe.Add(loadgen.CPUProbe(), "after-ms")
+	// the host slowed this machine's CPU or disk down shows here
+	// (loadgen.CPUProbe, loadgen.DiskProbe).
+	probeNow("after")
 	for _, r := range append(results, probe) {
 		fmt.Fprintln(stdout, r)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -110,6 +111,34 @@ func CPUProbe() float64 {
 		best = min(best, time.Since(start))
 	}
 	return float64(best.Microseconds()) / 1000
+}
+
+// DiskProbe times 20 synchronous 8 KB writes (a write and fdatasync each,
+// as a commit's WAL flush is) to a temporary file and returns the median
+// and the slowest in milliseconds; -1 when the file cannot be written.
+// Commits wait for these, so a spell of slow disk shows in every figure
+// that waits for a commit while the CPU probe stays level.
+func DiskProbe() (p50, worst float64) {
+	f, err := os.CreateTemp("", "loadgen-disk-probe-")
+	if err != nil {
+		return -1, -1
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	page := make([]byte, 8<<10)
+	var lat Latencies
+	for i := range 20 {
+		start := time.Now()
+		if _, err := f.WriteAt(page, int64(i%4)*int64(len(page))); err != nil {
+			return -1, -1
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return -1, -1
+		}
+		lat = append(lat, time.Since(start))
+	}
+	lat = lat.Sorted()
+	return lat.P(50), lat.P(100)
 }
 
 // LoadAvg returns the 1-minute load average, for the record beside each
