@@ -13,13 +13,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgvector/pgvector-go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tandem-chat/tandem/internal/db"
 	"github.com/tandem-chat/tandem/internal/db/dbtest"
@@ -472,20 +472,15 @@ func (s *sparseVectors) nearest(q []float32) []neighbour {
 // exactAll runs nearest for every query, a goroutine per core.
 func (s *sparseVectors) exactAll(qvecs [][]float32) [][]neighbour {
 	out := make([][]neighbour, len(qvecs))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for i := range next {
-				out[i] = s.nearest(qvecs[i])
-			}
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, q := range qvecs {
+		g.Go(func() error {
+			out[i] = s.nearest(q)
+			return nil
 		})
 	}
-	for i := range qvecs {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	g.Wait()
 	return out
 }
 
@@ -573,29 +568,18 @@ func BenchmarkSearch(b *testing.B) {
 		parts[d].add(written, p.Vectors)
 		return tx.Commit(ctx)
 	}
-	next := make(chan int)
-	errs := make(chan error, 2)
-	for range 2 {
-		go func() {
-			for d := range next {
-				if err := loadDoc(d); err != nil {
-					errs <- fmt.Errorf("document %d: %w", d, err)
-					for range next {
-					}
-					return
-				}
-			}
-			errs <- nil
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(2)
 	for d := range docs {
-		next <- d
+		g.Go(func() error {
+			if err := loadDoc(d); err != nil {
+				return fmt.Errorf("document %d: %w", d, err)
+			}
+			return nil
+		})
 	}
-	close(next)
-	for range 2 {
-		if err := <-errs; err != nil {
-			b.Fatal(err)
-		}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
 	}
 	if _, err := pool.Exec(ctx, `VACUUM ANALYZE chunks`); err != nil {
 		b.Fatal(err)

@@ -40,15 +40,13 @@ load_start=$(cut -d' ' -f1 /proc/loadavg)
 
 go build -o bin/tandem ./cmd/tandem
 go build -o bin/wspeer ./scripts/wspeer
+
 if want load; then
   # Centrifugo, the peer the issue names for connections, built from Go
   # modules at a fixed version (scripts/centrifugo/go.mod, a module of its
   # own so that its dependencies stay out of Tandem's); about a minute the
   # first time, cached after.
   (cd scripts/centrifugo && go build -o ../../bin/centrifugo github.com/centrifugal/centrifugo/v5)
-fi
-
-if want load; then
   # tandem loadgen runs bin/tandem as the server (two instances where it
   # says so) on throwaway databases, on ports 19400-19409.
   step "start-up and binary size"

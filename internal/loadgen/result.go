@@ -94,12 +94,13 @@ var (
 
 // CPUProbe times a fixed piece of work on one core, SHA-256 over 8 MB and
 // a sort of half a million integers (branches and memory, as most of a
-// server's work is), and returns the best of three in milliseconds. This virtual machine's host
-// slows it down in spells that /proc does not show (no steal time, no IO
-// wait; the load average and CPU pressure count the benchmark's own
-// work), and the same code then costs a third more CPU: a probe before
-// and after a scenario tells a run made in such a spell from a slower
-// Tandem. Only the figure's change between runs matters, not its value.
+// server's work is), and returns the best of three in milliseconds. This
+// virtual machine's host slows it down in spells that /proc does not show
+// (no steal time, no IO wait; the load average and CPU pressure count the
+// benchmark's own work), and the same code then costs up to a third more
+// CPU: a probe before and after a scenario tells a run made in such a
+// spell from a slower Tandem. Only the figure's change between runs
+// matters, not its value.
 func CPUProbe() float64 {
 	best := time.Duration(math.MaxInt64)
 	ints := make([]uint32, len(probeInts))
@@ -114,8 +115,10 @@ func CPUProbe() float64 {
 }
 
 // DiskProbe times 20 synchronous 8 KB writes (a write and fdatasync each,
-// as a commit's WAL flush is) to a temporary file and returns the median
-// and the slowest in milliseconds; -1 when the file cannot be written.
+// as a commit's WAL flush is) to a file in the system's temporary folder
+// (on this machine the disk PostgreSQL's data is on too) and returns the
+// median and the slowest in milliseconds; -1 when the file cannot be
+// written.
 // Commits wait for these, so a spell of slow disk shows in every figure
 // that waits for a commit while the CPU probe stays level.
 func DiskProbe() (p50, worst float64) {

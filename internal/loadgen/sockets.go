@@ -143,7 +143,7 @@ func (c *Config) Sockets(ctx context.Context, o SocketsOptions) ([]Result, error
 		p.Stop()
 	}
 	out := tandem
-	for _, peer := range []struct {
+	for slot, peer := range []struct {
 		name, exe string
 		start     func(j int, addr string) (*Proc, error)
 		url       func(base string, i int) string
@@ -160,7 +160,7 @@ func (c *Config) Sockets(ctx context.Context, o SocketsOptions) ([]Result, error
 		if peer.exe == "" {
 			continue
 		}
-		res, err := c.measurePeer(ctx, peer.name, o, maxN, peer.start, peer.url)
+		res, err := c.measurePeer(ctx, peer.name, 1+slot, o, maxN, peer.start, peer.url)
 		if err != nil {
 			return nil, err
 		}
@@ -175,10 +175,11 @@ func (c *Config) Sockets(ctx context.Context, o SocketsOptions) ([]Result, error
 	return out, nil
 }
 
-// measurePeer starts o.Instances processes of a peer server (instance j
-// on the j-th free port after Tandem's and earlier peers') and measures
-// it as Tandem was measured; url gives socket i's URL on a process.
-func (c *Config) measurePeer(ctx context.Context, name string, o SocketsOptions, maxN int,
+// measurePeer starts o.Instances processes of a peer server, instance j
+// on port slot×o.Instances+j from the base (Tandem's instances are slot
+// 0), and measures it as Tandem was measured; url gives socket i's URL on
+// a process.
+func (c *Config) measurePeer(ctx context.Context, name string, slot int, o SocketsOptions, maxN int,
 	start func(j int, addr string) (*Proc, error), url func(base string, i int) string) ([]Result, error) {
 	var procs []*Proc
 	defer func() {
@@ -187,7 +188,7 @@ func (c *Config) measurePeer(ctx context.Context, name string, o SocketsOptions,
 		}
 	}()
 	for j := range o.Instances {
-		p, err := start(j, c.addr(o.Instances*(1+peerSlot(name))+j))
+		p, err := start(j, c.addr(slot*o.Instances+j))
 		if err != nil {
 			return nil, err
 		}
@@ -198,14 +199,6 @@ func (c *Config) measurePeer(ctx context.Context, name string, o SocketsOptions,
 		urls[i] = url(wsURL(procs[i%o.Instances].URL), i)
 	}
 	return c.measureSockets(ctx, name, procs, urls, o, false)
-}
-
-// peerSlot orders the peers' ports after Tandem's.
-func peerSlot(name string) int {
-	if name == "centrifugo" {
-		return 1
-	}
-	return 0
 }
 
 // startCentrifugo runs a Centrifugo (v5) server on addr with a
